@@ -1,0 +1,58 @@
+"""Pieces every tab shares: lazy, load-once models that explain their own failure, and input guards."""
+from __future__ import annotations
+
+import threading
+import traceback
+from pathlib import Path
+from typing import Callable, Generic, TypeVar
+
+from dl_core.hub import ModelSource, resolve_source
+
+T = TypeVar("T")
+
+
+class ModelUnavailable(Exception):
+    """Raised by LazyModel.get() when the weights are missing or broken; the message is Markdown for the UI."""
+
+
+class LazyModel(Generic[T]):
+    """Load a model the first time a tab needs it, once, and remember a failure instead of retrying it.
+
+    `loader(folder)` builds whatever the tab needs (model, translator...) from a Hub-format folder.
+    Nothing is loaded at import or at app start, so one tab's missing weights cannot take down the others.
+    """
+
+    def __init__(self, name: str, loader: Callable[[str], T], train_command: str):
+        self.name, self.loader, self.train_command = name, loader, train_command
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._error: str | None = None
+        self.source: ModelSource | None = None
+
+    def get(self) -> T:
+        with self._lock:
+            if self._value is None and self._error is None:
+                self._load()
+        if self._error is not None:
+            raise ModelUnavailable(self._error)
+        return self._value  # type: ignore[return-value]
+
+    def _load(self) -> None:
+        self.source = resolve_source(self.name)
+        try:
+            self._value = self.loader(self.source.location)
+        except Exception as err:  # noqa: BLE001 - any load failure becomes an explanation in the tab
+            detail = "".join(traceback.format_exception_only(type(err), err)).strip()
+            where = Path(self.source.location)
+            self._error = (
+                f"**The `{self.name}` model could not be loaded** from `{where}`.\n\n"
+                f"Reason: `{detail[:500]}`\n\n"
+                f"Train it (the weight folder is written to `weights/{self.name}/`):\n\n"
+                f"```\n{self.train_command}\n```\n\n"
+                f"or point the app at a Hub repo with `HUB_REPO_{self.name.upper()}=user/repo` (see the README)."
+            )
+
+    @property
+    def note(self) -> str:
+        """Anything the user should know about where the weights came from (e.g. a Hub fallback)."""
+        return self.source.note if self.source else ""

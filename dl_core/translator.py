@@ -1,0 +1,70 @@
+"""Text in, text out around the Seq2Seq model: tokenise, numericalise, decode, detokenise.
+
+Used by the training script's evaluation and by the app, so both see exactly the same pipeline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from dl_core.data.translation import collate_translation
+from dl_core.models.seq2seq import Seq2Seq, Translation
+from dl_core.text import Vocab, detokenize, tokenize, tokenize_batch
+
+
+@dataclass
+class Source:
+    tokens: list[str]  # what the encoder sees (after the length cut)
+    ids: list[int]
+    n_unknown: int  # tokens outside the French vocabulary (mapped to <unk>)
+    n_cut: int  # tokens dropped beyond max_src_len
+
+
+@dataclass
+class Result:
+    text: str
+    tokens: list[str]
+    log_prob: float
+    attention: torch.Tensor  # (len(tokens) + 1, len(source tokens)): rows are output tokens, <eos> last
+
+
+class Translator:
+    def __init__(self, model: Seq2Seq):
+        self.model = model.eval()
+        self.src_vocab = Vocab(model.config.src_vocab)
+        self.tgt_vocab = Vocab(model.config.tgt_vocab)
+
+    def source(self, text: str) -> Source:
+        tokens = tokenize(text, "fr")
+        kept = tokens[: self.model.config.max_src_len]
+        ids = self.src_vocab.encode(kept)
+        return Source(kept, ids, sum(i == Vocab.unk_id for i in ids), len(tokens) - len(kept))
+
+    def _result(self, t: Translation) -> Result:
+        tokens = self.tgt_vocab.decode(t.tokens)
+        return Result(detokenize(tokens, "en"), tokens, t.log_prob, t.attention)
+
+    def greedy(self, source: Source) -> Result:
+        return self._result(self.model.translate_greedy(source.ids))
+
+    def beam(self, source: Source, beam_size: int = 5) -> list[Result]:
+        return [self._result(t) for t in self.model.beam_search(source.ids, beam_size=beam_size)]
+
+    @torch.no_grad()
+    def translate_batch(self, texts: Sequence[str], batch_size: int = 256, beam_size: int = 1) -> list[str]:
+        """Translate many sentences: batched greedy decoding, or one beam search per sentence."""
+        token_lists = tokenize_batch(texts, "fr")
+        ids = [self.src_vocab.encode(t[: self.model.config.max_src_len]) or [Vocab.unk_id] for t in token_lists]
+        if beam_size > 1:
+            return [self._result(self.model.beam_search(i, beam_size=beam_size)[0]).text for i in ids]
+        outputs: list[str] = [""] * len(ids)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths batch together
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            (src, lengths, _), _ = collate_translation([(torch.tensor(ids[i]), torch.tensor([0])) for i in chunk])
+            tokens, _, _ = self.model.greedy(src.to(self.model.generator.weight.device), lengths)
+            for row, i in zip(tokens.tolist(), chunk):
+                outputs[i] = detokenize(self.tgt_vocab.decode(row), "en")
+        return outputs

@@ -1,0 +1,69 @@
+"""Shared test set-up. Environment first: huggingface_hub reads HF_HUB_OFFLINE once, at import."""
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(REPO_ROOT))
+
+from dl_core.models.seq2seq import Seq2Seq, Seq2SeqConfig  # noqa: E402
+from dl_core.text import SPECIAL_TOKENS  # noqa: E402
+
+torch.set_num_threads(2)
+
+# A toy French -> English "language" with reordering (adjectives follow nouns in French) and agreement,
+# small enough to learn in seconds: the training tests overfit it.
+NOUNS = {"chat": "cat", "chien": "dog", "oiseau": "bird", "cheval": "horse", "poisson": "fish"}
+ADJECTIVES = {"noir": "black", "blanc": "white", "rouge": "red", "petit": "small", "grand": "big"}
+VERBS = {"dort": "sleeps", "mange": "eats", "court": "runs", "chante": "sings"}
+
+
+def toy_pairs(n: int | None = None, seed: int = 0) -> list[tuple[str, str]]:
+    """All (French, English) toy sentences, shuffled; e.g. 'le chat noir dort.' -> 'the black cat sleeps.'"""
+    pairs = [
+        (f"le {n_fr} {a_fr} {v_fr}.", f"the {a_en} {n_en} {v_en}.")
+        for n_fr, n_en in NOUNS.items() for a_fr, a_en in ADJECTIVES.items() for v_fr, v_en in VERBS.items()
+    ]
+    random.Random(seed).shuffle(pairs)
+    return pairs[:n] if n else pairs
+
+
+@pytest.fixture
+def toy_tsv(tmp_path) -> Path:
+    """The toy corpus in the Tatoeba format (English<TAB>French<TAB>attribution)."""
+    path = tmp_path / "toy.tsv"
+    path.write_text("".join(f"{en}\t{fr}\tCC-BY 2.0 (France) Attribution: tatoeba.org #1\n" for fr, en in toy_pairs()))
+    return path
+
+
+def tiny_config(**overrides) -> Seq2SeqConfig:
+    src = list(SPECIAL_TOKENS) + [f"fr{i}" for i in range(20)]
+    tgt = list(SPECIAL_TOKENS) + [f"en{i}" for i in range(16)]
+    settings = dict(src_vocab=src, tgt_vocab=tgt, emb_dim=16, enc_hidden=12, dec_hidden=20, attn_dim=10, max_out_len=12)
+    settings.update(overrides)
+    return Seq2SeqConfig(**settings)
+
+
+@pytest.fixture
+def tiny_model() -> Seq2Seq:
+    torch.manual_seed(0)
+    return Seq2Seq(tiny_config()).eval()
+
+
+def needs_shared(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs the shared data set {path} (absent on this machine)")
+    return path

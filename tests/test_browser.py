@@ -1,0 +1,64 @@
+"""A real browser (Debian's headless Chromium driven by Playwright) uses the translation tab."""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ARTIFACTS = REPO_ROOT / "artifacts"  # git-ignored; CI keeps the screenshots here
+# Chromium as root in a container: no sandbox; no background networking (this machine has no network).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    if not (REPO_ROOT / "weights" / "translation" / "model.safetensors").exists():
+        pytest.fail("the bundled weights weights/translation are missing")
+    import app as app_module
+
+    demo = app_module.build_app()
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page():
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        yield page
+        browser.close()
+
+
+def test_translate_in_the_browser_shows_translation_and_heat_map(app_url, page):
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+    page.locator("#tab-translation-button").click()
+    page.locator("#translation-input textarea").fill("Je ne sais pas pourquoi il est parti.")
+    page.locator("#translation-button").click()
+    greedy = page.locator("#translation-greedy textarea")
+    expect(greedy).not_to_have_value("", timeout=60_000)
+    assert "know" in greedy.input_value().lower()
+    expect(page.locator("#translation-attention img")).to_be_visible(timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "translation-tab.png"), full_page=True)
+
+
+def test_bad_input_in_the_browser_shows_a_message_not_an_error(app_url, page):
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+    page.locator("#translation-input textarea").fill("   ")
+    page.locator("#translation-button").click()
+    expect(page.locator("#translation-notes")).to_contain_text("Type a French sentence", timeout=30_000)
+    assert page.locator(".toast-body.error").count() == 0

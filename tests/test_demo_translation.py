@@ -1,0 +1,101 @@
+"""The translation tab's handlers (no server) and the app through gradio_client."""
+import pytest
+
+from conftest import REPO_ROOT
+from demos import translation
+from demos.common import LazyModel
+
+BUNDLED = REPO_ROOT / "weights" / "translation"
+
+
+@pytest.fixture
+def bundled(monkeypatch):
+    if not (BUNDLED / "model.safetensors").exists():
+        pytest.fail("the bundled weights weights/translation are missing: run train/translate.py")
+    monkeypatch.delenv("HUB_REPO_TRANSLATION", raising=False)
+    monkeypatch.setattr(translation, "MODEL", LazyModel("translation", translation._load_translator, "train it"))
+
+
+def test_translates_and_shows_attention_beams_and_scores(bundled):
+    view = translation.translate("Je suis très content.", 4, "I'm very happy.")
+    assert "happy" in view.greedy.lower() or "glad" in view.greedy.lower()
+    assert view.beam and view.notes == ""
+    assert len(view.hypotheses) == 4 and view.hypotheses[0][0] == 1
+    assert view.attention_figure is not None and len(view.attention_figure.axes) == 3  # 2 heat maps + colour bar
+    assert "sentence BLEU" in view.scores and "chrF" in view.scores
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", None])
+def test_empty_input_asks_for_a_sentence(bundled, text):
+    view = translation.translate(text, 5, "")
+    assert "Type a French sentence" in view.notes and view.greedy == "" and view.attention_figure is None
+
+
+def test_very_long_input_is_cut_with_a_note(bundled):
+    view = translation.translate("Le chat dort sur le canapé. " * 400, 3, "")  # ~11,000 characters
+    assert "cut from" in view.notes and "tokens were translated" in view.notes
+    assert view.greedy
+
+
+def test_emoji_and_english_input_get_unknown_word_notes(bundled):
+    emoji = translation.translate("J'aime la pizza 🍕🍕 !", 2, "")
+    assert "🍕" in emoji.notes and emoji.greedy
+    english = translation.translate("The quick brown fox jumps over the lazy dog", 2, "")
+    assert "is this French?" in english.notes and english.greedy
+
+
+def test_markup_is_stripped_with_a_note(bundled):
+    view = translation.translate("<b>Bonjour</b> <script>alert(1)</script> le monde &amp; toi", 2, "")
+    assert "tags were removed" in view.notes
+    assert "<" not in view.greedy
+
+
+def test_beam_width_is_clamped(bundled):
+    assert len(translation.translate("Merci beaucoup.", 99, "").hypotheses) <= translation.MAX_BEAM
+    assert len(translation.translate("Merci beaucoup.", 0, "").hypotheses) == 1
+
+
+def test_missing_weights_explain_how_to_train(monkeypatch, tmp_path):
+    monkeypatch.setenv("HUB_REPO_TRANSLATION", str(tmp_path))  # an empty folder
+    monkeypatch.setattr(translation, "MODEL", LazyModel("translation", translation._load_translator, "python train/translate.py train"))
+    view = translation.translate("Bonjour.", 5, "")
+    assert "could not be loaded" in view.notes and "python train/translate.py train" in view.notes
+    assert view.greedy == ""
+
+
+def test_corrupt_weights_explain_and_do_not_raise(monkeypatch, tmp_path):
+    import shutil
+
+    if not BUNDLED.exists():
+        pytest.skip("needs the bundled weights")
+    broken = tmp_path / "broken"
+    shutil.copytree(BUNDLED, broken)
+    (broken / "model.safetensors").write_bytes(b"this is not a safetensors file")
+    monkeypatch.setenv("HUB_REPO_TRANSLATION", str(broken))
+    monkeypatch.setattr(translation, "MODEL", LazyModel("translation", translation._load_translator, "train it"))
+    for _ in range(2):  # the failure is remembered, not retried on every call
+        assert "could not be loaded" in translation.translate("Bonjour.", 5, "").notes
+
+
+def test_app_end_to_end_through_gradio_client(bundled, tmp_path, monkeypatch):
+    from gradio_client import Client
+
+    import app as app_module
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    demo = app_module.build_app()
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_port=None)
+    try:
+        client = Client(url, verbose=False)
+        assert "/translate" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        greedy, beam, notes, plot, hypotheses, scores = client.predict(
+            "Il fait beau aujourd'hui.", 3, "The weather is nice today.", api_name="/translate")
+        assert greedy and beam and notes == ""
+        assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image")
+        assert len(hypotheses["data"]) == 3
+        assert "sentence BLEU" in scores
+        empty = client.predict("", 3, "", api_name="/translate")
+        assert "Type a French sentence" in empty[2]
+        client.close()
+    finally:
+        demo.close()

@@ -1,0 +1,89 @@
+import pytest
+import torch
+
+from conftest import tiny_config
+from dl_core.data.translation import collate_translation
+from dl_core.models.seq2seq import Seq2Seq, seq2seq_loss
+from dl_core.text import Vocab
+
+
+def _batch(sentences):
+    return collate_translation([(torch.tensor(s), torch.tensor([4, 5])) for s in sentences])
+
+
+def test_forward_shapes_and_padding_ignored_by_loss(tiny_model):
+    (src, lengths, tgt_in), tgt_out = _batch([[4, 5, 6], [7, 8, 9, 10, 11]])
+    logits = tiny_model(src, lengths, tgt_in)
+    assert logits.shape == (2, tgt_in.size(1), len(tiny_model.config.tgt_vocab))
+    padded_target = tgt_out.clone()
+    padded_target[:, -1] = Vocab.pad_id
+    # changing logits at padded target positions must not change the loss
+    loss = seq2seq_loss(logits, padded_target)
+    logits2 = logits.clone()
+    logits2[:, -1] += torch.randn_like(logits2[:, -1]) * 10
+    assert torch.allclose(loss, seq2seq_loss(logits2, padded_target))
+
+
+def test_attention_rows_sum_to_one_and_ignore_padding(tiny_model):
+    (src, lengths, _), _ = _batch([[4, 5], [6, 7, 8, 9, 10, 11]])
+    tokens, _, attention = tiny_model.greedy(src, lengths)
+    assert attention.shape[:2] == tokens.shape and attention.shape[2] == src.size(1)
+    assert torch.allclose(attention.sum(-1), torch.ones(attention.shape[:2]), atol=1e-5)
+    assert torch.all(attention[0, :, 2:] == 0)  # the short sentence never attends to its padding
+
+
+def test_padding_does_not_change_a_translation(tiny_model):
+    alone = tiny_model.translate_greedy([4, 5, 6])
+    (src, lengths, _), _ = _batch([[4, 5, 6], [7, 8, 9, 10, 11, 12, 13]])
+    tokens, log_probs, _ = tiny_model.greedy(src, lengths)
+    batched = tokens[0].tolist()
+    batched = batched[: batched.index(Vocab.eos_id)] if Vocab.eos_id in batched else batched
+    assert [t for t in batched if t != Vocab.pad_id] == alone.tokens
+    assert log_probs[0].item() == pytest.approx(alone.log_prob, abs=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_beam_of_one_equals_greedy(seed):
+    torch.manual_seed(seed)
+    model = Seq2Seq(tiny_config()).eval()
+    src = torch.randint(4, 24, (int(torch.randint(1, 9, ())),)).tolist()
+    greedy = model.translate_greedy(src)
+    beam = model.beam_search(src, beam_size=1)[0]
+    assert beam.tokens == greedy.tokens
+    assert beam.log_prob == pytest.approx(greedy.log_prob, abs=1e-4)
+    assert torch.allclose(beam.attention, greedy.attention, atol=1e-6)
+
+
+def test_beam_search_returns_sorted_distinct_hypotheses_at_least_as_likely_as_greedy():
+    torch.manual_seed(3)
+    model = Seq2Seq(tiny_config(max_out_len=6)).eval()
+    beams = model.beam_search([5, 6, 7], beam_size=4, length_penalty=0.0)  # 0: rank by raw log-prob
+    assert len(beams) == 4
+    assert len({tuple(b.tokens) for b in beams}) == 4
+    assert [b.log_prob for b in beams] == sorted((b.log_prob for b in beams), reverse=True)
+    assert beams[0].log_prob >= model.translate_greedy([5, 6, 7]).log_prob - 1e-5
+    for b in beams:
+        assert b.attention.shape == (len(b.tokens) + 1, 3) or len(b.tokens) == model.config.max_out_len
+
+
+def test_output_layer_is_tied_to_decoder_embedding(tiny_model):
+    assert tiny_model.generator.weight.data_ptr() == tiny_model.embedding.weight.data_ptr()
+
+
+def test_teacher_forcing_zero_feeds_back_predictions():
+    torch.manual_seed(0)
+    model = Seq2Seq(tiny_config(emb_dropout=0.0, rnn_dropout=0.0, out_dropout=0.0)).train()
+    (src, lengths, tgt_in), _ = _batch([[4, 5, 6]])
+    model.teacher_forcing = 0.0
+    free_running = model(src, lengths, tgt_in)
+    other_targets = tgt_in.clone()
+    other_targets[:, 1:] = 7  # with no forcing, the given targets after <bos> are never read
+    assert torch.allclose(free_running, model(src, lengths, other_targets))
+    model.teacher_forcing = 1.0
+    assert not torch.allclose(model(src, lengths, tgt_in), model(src, lengths, other_targets))
+
+
+def test_too_long_input_is_cut_and_empty_input_is_safe(tiny_model):
+    long = list(range(4, 24)) * 10
+    assert tiny_model.translate_greedy(long).attention.shape[1] == tiny_model.config.max_src_len
+    assert tiny_model.translate_greedy([]).attention.shape[1] == 1
