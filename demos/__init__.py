@@ -3,6 +3,6 @@
 app.py renders them in this order. A module must not load anything heavy at import: models load lazily
 on first use (demos.common.LazyModel), so the app starts fast and a broken tab cannot break the others.
 """
-from demos import translation
+from demos import detection, translation
 
-TABS = [translation]
+TABS = [detection, translation]

@@ -6,6 +6,8 @@ import traceback
 from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
+import gradio as gr
+
 from dl_core.hub import ModelSource, resolve_source
 
 T = TypeVar("T")
@@ -56,3 +58,23 @@ class LazyModel(Generic[T]):
     def note(self) -> str:
         """Anything the user should know about where the weights came from (e.g. a Hub fallback)."""
         return self.source.note if self.source else ""
+
+
+
+class ImageFile(gr.Image):
+    """A gr.Image upload whose handler receives the file path undecoded.
+
+    gr.Image decodes uploads itself, so a corrupt or exotic file would fail inside Gradio with a generic
+    error. With this component the handler opens the file through dl_core.images.load_rgb and can say
+    exactly what is wrong (and convert CMYK, 16-bit, EXIF-rotated... images sensibly).
+    """
+
+    is_template = True  # use gr.Image's front end
+
+    def __init__(self, **kwargs):
+        super().__init__(type="filepath", **kwargs)
+
+    def preprocess(self, payload):
+        if payload is not None and payload.path:
+            return str(payload.path)
+        return super().preprocess(payload)

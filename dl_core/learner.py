@@ -121,8 +121,10 @@ class Learner:
         return self.iteration / max(1, self.n_epochs * self.n_batches)
 
     def set_hyper(self, name: str, value: float) -> None:
+        """Set a hyper-parameter in every param group; a group's `<name>_mult` (e.g. lr_mult=0.1 for a
+        pretrained backbone) scales it: discriminative learning rates, as in the lessons."""
         for group in self.opt.param_groups:
-            group[name] = value
+            group[name] = value * group.get(f"{name}_mult", 1.0)
 
     # -- the loop ------------------------------------------------------------------------------------
     def _one_batch(self) -> None:

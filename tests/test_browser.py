@@ -16,8 +16,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 
 @pytest.fixture(scope="module")
 def app_url():
-    if not (REPO_ROOT / "weights" / "translation" / "model.safetensors").exists():
-        pytest.fail("the bundled weights weights/translation are missing")
+    for name in ("translation", "detection"):
+        if not (REPO_ROOT / "weights" / name / "model.safetensors").exists():
+            pytest.fail(f"the bundled weights weights/{name} are missing")
     import app as app_module
 
     demo = app_module.build_app()
@@ -62,3 +63,18 @@ def test_bad_input_in_the_browser_shows_a_message_not_an_error(app_url, page):
     page.locator("#translation-button").click()
     expect(page.locator("#translation-notes")).to_contain_text("Type a French sentence", timeout=30_000)
     assert page.locator(".toast-body.error").count() == 0
+
+
+def test_detection_upload_shows_labelled_boxes(app_url, page):
+    from playwright.sync_api import expect
+
+    from conftest import needs_shared
+
+    photo = needs_shared("detection", "raccoon", "images", "raccoon-146.jpg")
+    page.goto(app_url)
+    page.locator("#tab-detection-button").click()
+    page.locator("#detection-input input[type=file]").set_input_files(str(photo))
+    page.locator("#detection-button").click()
+    expect(page.locator("#detection-ssd")).to_contain_text("raccoon", timeout=60_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "detection-tab.png"), full_page=True)

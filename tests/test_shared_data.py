@@ -28,9 +28,10 @@ def test_bundled_translation_weights_meet_the_bleu_bar():
     assert scores["bleu"] == pytest.approx(recorded["bleu"], abs=0.05)
 
 
-def test_bundled_weight_folder_is_complete_and_within_budget():
-    files = {p.name: p.stat().st_size for p in BUNDLED.iterdir()}
-    assert {"model.safetensors", "config.json", "README.md"} <= files.keys()
+@pytest.mark.parametrize("name", ["translation", "detection"])
+def test_bundled_weight_folders_are_complete_and_within_budget(name):
+    files = {p.name: p.stat().st_size for p in (REPO_ROOT / "weights" / name).iterdir()}
+    assert {"model.safetensors", "config.json", "README.md", "metrics.json"} <= files.keys()
     assert sum(files.values()) <= 25 * 1024**2
 
 
@@ -44,3 +45,20 @@ def test_english_detokenisation_round_trips_the_corpus():
 def test_multi30k_aligned_files_read():
     pairs = read_pairs(needs_shared("translation", "multi30k", "test_2016_flickr"))
     assert len(pairs) == 1000 and pairs[0].en and pairs[0].fr
+
+
+def test_bundled_detection_weights_meet_the_map_bar():
+    raccoon = needs_shared("detection", "raccoon")
+    from dl_core.data.detection import read_split_csv, read_voc_folder
+    from dl_core.hub import load_model
+    from dl_core.models.ssd import SSD
+    from train.detect import mean_average_precision
+
+    test_names = read_split_csv(raccoon / "test_labels.csv")
+    items = [it for it in read_voc_folder(raccoon) if it.image_path.name in test_names]
+    assert len(items) == 40
+    model = load_model(SSD, REPO_ROOT / "weights" / "detection")
+    scores = mean_average_precision(model, items)
+    assert scores["map50"] >= 0.6, scores
+    recorded = json.loads((REPO_ROOT / "weights" / "detection" / "metrics.json").read_text())["focal"]["raccoon_test"]
+    assert scores["map50"] == pytest.approx(recorded["map50"], abs=0.01)

@@ -112,7 +112,7 @@ def evaluate_pairs(model: Seq2Seq, pairs, beam_size: int = 1) -> dict:
 
 def model_card(args, facts: dict, metrics: dict, history: list[dict]) -> str:
     """The weight folder's README.md; `facts`: n_params, n_pairs, n_valid, src_vocab, tgt_vocab, seconds, hardware."""
-    command = "python train/translate.py " + shlex.join(sys.argv[1:])
+    command = args.command_line
     rows = "\n".join(
         f"| {h['epoch'] + 1} | {h['train_loss']:.3f} | {h['valid_loss']:.3f} | {h.get('teacher_forcing', 1.0):.2f} | {h['seconds']:.0f} |"
         for h in history
@@ -157,7 +157,8 @@ non-commercial research and education; it is used here only to report a number.
 {command}
 ```
 {len(history)} epochs, {facts['seconds'] / 60:.1f} minutes on {facts['hardware']}; AdamW, 1cycle LR (max {args.lr}),
-gradient clipping {args.clip}, label smoothing {args.label_smoothing}, batch {args.bs}.
+gradient clipping {args.clip}, label smoothing {args.label_smoothing}, batch {args.bs}. Teacher forcing falls from
+1.0 to a floor of {args.teacher_forcing_floor} (`--teacher-forcing-floor`; the lesson goes down to 0).
 
 | epoch | train loss | valid loss | teacher forcing | seconds |
 |---|---|---|---|---|
@@ -298,6 +299,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    args.command_line = "python train/translate.py " + shlex.join(sys.argv[1:] if argv is None else argv)  # for the model card
     {"train": cmd_train, "evaluate": cmd_evaluate, "lr-find": cmd_lr_find}[args.command](args)
 
 

@@ -1,0 +1,75 @@
+"""Lessons 8-9 latency on this machine: detection of one 512-px photo, end to end, as the app does it.
+
+    python benchmarks/detection_speed.py [--weights weights/detection] [--repeats 30]
+
+End to end = decode + upright/convert (dl_core.images) + resize + model + NMS + drawing the anchor view.
+Baseline, side by side: the backbone alone (EfficientNet-Lite0 at 224 px), to show what the SSD head, NMS
+and drawing add. Target (issue 3, 2 CPU cores): end to end <= 150 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def median_ms(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--weights", default="weights/detection")
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    os.environ["HUB_REPO_DETECTION"] = str(Path(args.weights).resolve())  # a local folder is allowed
+    from demos import detection
+
+    model = detection.MODEL.get()
+    photo = Path(__file__).resolve().parent.parent.parent / "shared/data/detection/raccoon/images/raccoon-146.jpg"
+    image = Image.open(photo).convert("RGB") if photo.exists() else \
+        Image.fromarray((np.random.default_rng(0).random((384, 512, 3)) * 255).astype(np.uint8))
+    image = image.resize((512, round(512 * image.height / image.width)))
+    path = Path("/tmp/benchmark-512.jpg")
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=90)
+    path.write_bytes(buf.getvalue())
+    x = torch.rand(1, 3, 224, 224)
+
+    with torch.inference_mode():
+        backbone = median_ms(lambda: model.backbone(x), args.repeats)
+        forward = median_ms(lambda: model(x), args.repeats)
+        end_to_end = median_ms(lambda: detection.detect(str(path), 0.3, 0.45, True, "4×4"), args.repeats)
+    rows = [("backbone only (baseline)", backbone, None), ("model forward (backbone + heads)", forward, None),
+            ("end to end (app handler)", end_to_end, 150.0)]
+    print(f"photo {image.size[0]}x{image.size[1]}, torch {torch.__version__}, {args.threads} threads, "
+          f"median of {args.repeats} runs\n")
+    print(f"| {'measurement':<34} | {'median ms':>9} | {'x backbone':>10} | {'target ms':>9} | {'ok':>3} |")
+    print(f"|{'-' * 36}|{'-' * 11}|{'-' * 12}|{'-' * 11}|{'-' * 5}|")
+    for name, ms, target in rows:
+        ok = "" if target is None else ("yes" if ms <= target else "NO")
+        print(f"| {name:<34} | {ms:>9.1f} | {ms / backbone:>10.2f} | {'' if target is None else f'{target:.0f}':>9} | {ok:>3} |")
+
+
+if __name__ == "__main__":
+    main()

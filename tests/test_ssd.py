@@ -1,0 +1,128 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.ops import box_iou, nms
+
+from dl_core.models.ssd import (
+    SSD, SSDConfig, centres_to_corners, corners_to_centres, decode_boxes, focal_loss, make_anchors, match_anchors,
+    ssd_loss,
+)
+
+
+def test_iou_against_hand_computed_cases():
+    a = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+    b = torch.tensor([[1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 2.0, 2.0], [2.0, 2.0, 3.0, 3.0], [0.0, 0.0, 1.0, 2.0]])
+    # overlap 1 / union 7; identical; touching corners only; half contained (2 / 4)
+    assert box_iou(a, b)[0].tolist() == pytest.approx([1 / 7, 1.0, 0.0, 0.5])
+
+
+def test_anchor_counts_and_coordinates_match_the_lesson():
+    cfg = SSDConfig(classes=["x"])
+    anchors, cells = make_anchors(cfg)
+    assert anchors.shape == (189, 4) and cfg.anchors_per_cell == 9  # (16 + 4 + 1) cells x 9
+    first = anchors[:9]  # the 4x4 grid's top-left cell
+    assert first[:, :2].tolist() == [[0.125, 0.125]] * 9
+    assert first[0, 2:].tolist() == pytest.approx([0.75 * 0.25, 0.75 * 0.25])  # zoom 0.75, ratio 1:1
+    assert first[1, 2:].tolist() == pytest.approx([0.75 * 0.25, 0.75 * 0.125])  # ratio (1, 0.5)
+    centres_4x4 = sorted({round(x, 3) for x in anchors[:144, 0].tolist()})
+    assert centres_4x4 == [0.125, 0.375, 0.625, 0.875]
+    assert anchors[144, :2].tolist() == [0.25, 0.25] and anchors[-1, :2].tolist() == [0.5, 0.5]
+    assert cells[0].item() == 0.25 and cells[-1].item() == 1.0
+
+
+def test_corner_centre_round_trip():
+    boxes = torch.tensor([[0.1, 0.2, 0.5, 0.9], [0.0, 0.0, 1.0, 1.0]])
+    assert torch.allclose(centres_to_corners(corners_to_centres(boxes)), boxes)
+
+
+def test_zero_activations_decode_to_the_anchors_and_tanh_bounds_the_moves():
+    anchors, cells = make_anchors(SSDConfig(classes=["x"]))
+    assert torch.allclose(decode_boxes(torch.zeros(189, 4), anchors, cells), centres_to_corners(anchors))
+    huge = corners_to_centres(decode_boxes(torch.full((189, 4), 50.0), anchors, cells))
+    assert torch.allclose(huge[:, :2], anchors[:, :2] + cells / 2)  # centre moves at most half a cell
+    assert torch.allclose(huge[:, 2:], anchors[:, 2:] * 1.5)  # size at most x1.5
+
+
+def test_matching_uses_threshold_and_forces_each_boxes_best_anchor():
+    anchors = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.0, 0.5, 0.5, 1.0], [0.4, 0.4, 0.6, 0.6]])
+    gt = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.45, 0.45, 0.55, 0.55]])  # the second box is small
+    matched, iou = match_anchors(gt, anchors, threshold=0.4)
+    assert matched.tolist() == [0, -1, -1, 1]  # anchor 3's IoU with box 1 is only 0.25: forced anyway
+    assert iou[3].item() == pytest.approx(1.99)
+    empty, _ = match_anchors(torch.zeros(0, 4), anchors, 0.4)
+    assert empty.tolist() == [-1, -1, -1, -1]
+
+
+def test_focal_loss_is_scaled_bce_at_gamma_zero_alpha_half():
+    torch.manual_seed(0)
+    logits, targets = torch.randn(50, 7), (torch.rand(50, 7) > 0.8).float()
+    bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
+    assert focal_loss(logits, targets, alpha=0.5, gamma=0.0) == pytest.approx(0.5 * bce.item(), rel=1e-5)
+    # gamma > 0 down-weights easy examples: confident, right predictions lose almost all their loss
+    easy = torch.tensor([[8.0]]), torch.tensor([[1.0]])
+    assert focal_loss(*easy, alpha=0.5, gamma=2.0) < 1e-6 * F.binary_cross_entropy_with_logits(*easy, reduction="sum")
+
+
+def test_nms_in_detect_agrees_with_torchvision():
+    torch.manual_seed(1)
+    model = SSD(SSDConfig(classes=["a", "b"])).eval()
+    images = torch.rand(1, 3, 224, 224)
+    raw = model.detect(images, [(224, 224)], score_threshold=0.0, nms=False, max_detections=1000)[0]
+    kept = model.detect(images, [(224, 224)], score_threshold=0.0, iou_threshold=0.5, max_detections=1000)[0]
+    assert len(raw.boxes) == 189 and len(kept.boxes) < 189
+    expected = set()
+    for c in raw.labels.unique():  # per-class NMS = torchvision's nms on each class separately
+        idx = (raw.labels == c).nonzero().flatten()
+        expected |= set(raw.anchor_index[idx[nms(raw.boxes[idx], raw.scores[idx], 0.5)]].tolist())
+    assert set(kept.anchor_index.tolist()) == expected
+
+
+def _synthetic_batch(n=6, seed=0):
+    """Bright squares on dark noise: class 0 = red square, class 1 = blue square."""
+    g = torch.Generator().manual_seed(seed)
+    images, targets = torch.rand(n, 3, 224, 224, generator=g) * 0.2, []
+    for i in range(n):
+        x, y = torch.randint(0, 112, (2,), generator=g).tolist()
+        s = int(torch.randint(60, 110, (1,), generator=g))
+        c = i % 2
+        images[i, 0 if c == 0 else 2, y : y + s, x : x + s] = 1.0
+        targets.append({"boxes": torch.tensor([[x, y, x + s, y + s]]) / 224.0, "labels": torch.tensor([c])})
+    return images, targets
+
+
+def test_ssd_overfits_a_few_generated_images():
+    torch.manual_seed(0)
+    model = SSD(SSDConfig(classes=["red", "blue"], head_dropout=0.0))
+    images, targets = _synthetic_batch()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(60):
+        model.train()
+        loss = ssd_loss(model(images), targets, model)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 4
+    model.eval()
+    detections = model.detect(images, [(224, 224)] * len(images), score_threshold=0.3)
+    hits = 0
+    for det, target in zip(detections, targets):
+        if len(det.boxes):
+            iou = box_iou(det.boxes[:1] / 224, target["boxes"])[0, 0]
+            hits += int(iou > 0.5 and det.labels[0] == target["labels"][0])
+    assert hits >= 5
+
+
+def test_round_trip_through_a_weight_folder(tmp_path):
+    from dl_core.hub import load_model, save_model
+
+    torch.manual_seed(0)
+    model = SSD(SSDConfig(classes=["raccoon", "chair"])).eval()
+    folder = save_model(model, tmp_path / "w", card="# card\n", fp16=False)
+    loaded = load_model(SSD, folder)
+    assert loaded.config == model.config
+    images = torch.rand(2, 3, 224, 224)
+    a, b = model(images), loaded(images)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not any(k.startswith(("anchors", "cell_sizes", "mean", "std")) for k in loaded.state_dict())
