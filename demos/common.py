@@ -70,9 +70,8 @@ class ImageFile(gr.Image):
     """
 
     is_template = True  # use gr.Image's front end
-
-    def __init__(self, **kwargs):
-        super().__init__(type="filepath", **kwargs)
+    # No __init__ override: Gradio builds a component's front-end props from its __init__ signature.
+    # Create it with type="filepath" (what the handler receives for non-file payloads too).
 
     def preprocess(self, payload):
         if payload is not None and payload.path:

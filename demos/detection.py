@@ -156,7 +156,7 @@ def build() -> None:
     with gr.Row():
         with gr.Column(scale=3):
             with gr.Row():
-                image = ImageFile(label="Photo", sources=["upload", "clipboard"], elem_id="detection-input", height=320)
+                image = ImageFile(type="filepath", label="Photo", sources=["upload", "clipboard"], elem_id="detection-input", height=320)
                 with gr.Column():
                     score = gr.Slider(0.05, 0.95, value=0.3, step=0.05, label="score threshold")
                     iou = gr.Slider(0.1, 0.9, value=0.45, step=0.05, label="NMS IoU threshold")

@@ -78,10 +78,10 @@ def load_rgb(source: str | Path | bytes | Image.Image | np.ndarray | None, max_s
             notes.append(f"Animated image: using the first of its {img.n_frames} frames.")
             img.seek(0)
         img.load()
-        upright = ImageOps.exif_transpose(img)
-        if upright is not img:
+        if img.getexif().get(0x0112, 1) != 1:  # the EXIF Orientation tag
+            img = ImageOps.exif_transpose(img)
             notes.append("Rotated upright using the photo's EXIF orientation.")
-        img = _to_rgb(upright, notes)
+        img = _to_rgb(img, notes)
     except BadImage:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:

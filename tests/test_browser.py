@@ -59,6 +59,7 @@ def test_bad_input_in_the_browser_shows_a_message_not_an_error(app_url, page):
     from playwright.sync_api import expect
 
     page.goto(app_url)
+    page.locator("#tab-translation-button").click()
     page.locator("#translation-input textarea").fill("   ")
     page.locator("#translation-button").click()
     expect(page.locator("#translation-notes")).to_contain_text("Type a French sentence", timeout=30_000)

@@ -96,7 +96,7 @@ def test_ssd_overfits_a_few_generated_images():
     images, targets = _synthetic_batch()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     losses = []
-    for _ in range(60):
+    for _ in range(100):
         model.train()
         loss = ssd_loss(model(images), targets, model)
         opt.zero_grad()
@@ -104,14 +104,23 @@ def test_ssd_overfits_a_few_generated_images():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 4
+    # 100 steps are too few for BatchNorm's running averages (the backbone's momentum is TF's 0.01) to catch
+    # up: recalibrate them exactly on the batch, as one does after a short fine-tune, then evaluate.
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average
+        model(images)
     model.eval()
     detections = model.detect(images, [(224, 224)] * len(images), score_threshold=0.3)
-    hits = 0
+    ious, right_class = [], 0
     for det, target in zip(detections, targets):
-        if len(det.boxes):
-            iou = box_iou(det.boxes[:1] / 224, target["boxes"])[0, 0]
-            hits += int(iou > 0.5 and det.labels[0] == target["labels"][0])
-    assert hits >= 5
+        assert len(det.boxes), "every image should have a confident detection"
+        right_class += int(det.labels[0] == target["labels"][0])
+        ious.append(float(box_iou(det.boxes[:1] / 224, target["boxes"])[0, 0]))
+    assert right_class == len(images)  # every top detection has the right colour
+    assert sum(iou > 0.5 for iou in ious) >= 4 and sum(ious) / len(ious) > 0.5, ious
 
 
 def test_round_trip_through_a_weight_folder(tmp_path):
