@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -22,16 +20,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-
-def median_ms(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+from benchmarks.timing import median_ms, print_latency_table  # noqa: E402
 
 
 def main() -> None:
@@ -64,11 +53,7 @@ def main() -> None:
             ("end to end (app handler)", end_to_end, 150.0)]
     print(f"photo {image.size[0]}x{image.size[1]}, torch {torch.__version__}, {args.threads} threads, "
           f"median of {args.repeats} runs\n")
-    print(f"| {'measurement':<34} | {'median ms':>9} | {'x backbone':>10} | {'target ms':>9} | {'ok':>3} |")
-    print(f"|{'-' * 36}|{'-' * 11}|{'-' * 12}|{'-' * 11}|{'-' * 5}|")
-    for name, ms, target in rows:
-        ok = "" if target is None else ("yes" if ms <= target else "NO")
-        print(f"| {name:<34} | {ms:>9.1f} | {ms / backbone:>10.2f} | {'' if target is None else f'{target:.0f}':>9} | {ok:>3} |")
+    print_latency_table(rows, backbone, "backbone")
 
 
 if __name__ == "__main__":

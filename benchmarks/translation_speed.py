@@ -9,31 +9,19 @@ Targets (issue 2, 2 CPU cores): greedy <= 30 ms, beam 5 <= 150 ms.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from benchmarks.timing import median_ms, print_latency_table  # noqa: E402
 from dl_core.hub import load_model  # noqa: E402
 from dl_core.models.seq2seq import Seq2Seq  # noqa: E402
 from dl_core.translator import Translator  # noqa: E402
 
 SENTENCE = "Je ne sais pas pourquoi il est parti si tôt hier."  # 10 words (12 tokens with punctuation)
-
-
-def median_ms(fn, repeats: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -56,12 +44,7 @@ def main() -> None:
     greedy_ms = rows[2][1]
     print(f"sentence: {SENTENCE!r} ({len(source.tokens)} tokens) -> {translator.greedy(source).text!r}")
     print(f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats} runs\n")
-    print(f"| {'measurement':<26} | {'median ms':>9} | {'x greedy':>8} | {'target ms':>9} | {'ok':>3} |")
-    print(f"|{'-' * 28}|{'-' * 11}|{'-' * 10}|{'-' * 11}|{'-' * 5}|")
-    for name, ms, target in rows:
-        ok = "" if target is None else ("yes" if ms <= target else "NO")
-        target_text = "" if target is None else f"{target:.0f}"
-        print(f"| {name:<26} | {ms:>9.2f} | {ms / greedy_ms:>8.2f} | {target_text:>9} | {ok:>3} |")
+    print_latency_table(rows, greedy_ms, "greedy")
 
 
 if __name__ == "__main__":

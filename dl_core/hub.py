@@ -89,11 +89,14 @@ def load_model(cls: type[M], folder: str | Path) -> M:
     return model.float().eval()
 
 
-def save_model(model: nn.Module, folder: str | Path, card: str, fp16: bool = True) -> Path:
-    """Write model.safetensors (fp16 halves the size; loading casts back to fp32), config.json and README.md."""
+def save_model(model: nn.Module, folder: str | Path, card: str, metrics: dict | None = None, fp16: bool = True) -> Path:
+    """Write model.safetensors (fp16 halves the size; loading casts back to fp32), config.json, README.md
+    (the model card) and, if given, metrics.json (the numbers and training history the card quotes)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "README.md").write_text(card)  # written first: save_pretrained keeps an existing card
+    if metrics is not None:
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=1))
     to_save = model.half() if fp16 else model
     try:
         to_save.save_pretrained(str(folder))

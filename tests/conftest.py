@@ -67,3 +67,18 @@ def needs_shared(*parts: str) -> Path:
     if not path.exists() and not path.with_name(path.name + ".en.gz").exists():  # or an aligned-files prefix
         pytest.skip(f"needs the shared data set {path} (absent on this machine)")
     return path
+
+
+def fresh_model(monkeypatch, demo, folder=None):
+    """Give a demo module a new, unloaded LazyModel reading `folder` (default: its bundled weights)."""
+    from demos.common import LazyModel
+
+    old = demo.MODEL
+    env = f"HUB_REPO_{old.name.upper()}"
+    if folder is None:
+        if not (REPO_ROOT / "weights" / old.name / "model.safetensors").exists():
+            pytest.fail(f"the bundled weights weights/{old.name} are missing: train them (see the README)")
+        monkeypatch.delenv(env, raising=False)
+    else:
+        monkeypatch.setenv(env, str(folder))
+    monkeypatch.setattr(demo, "MODEL", LazyModel(old.name, old.loader, old.train_command))

@@ -5,19 +5,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO_ROOT, needs_shared
+from conftest import fresh_model, needs_shared
 from demos import detection
-from demos.common import LazyModel
-
-BUNDLED = REPO_ROOT / "weights" / "detection"
 
 
 @pytest.fixture
 def bundled(monkeypatch):
-    if not (BUNDLED / "model.safetensors").exists():
-        pytest.fail("the bundled weights weights/detection are missing: run train/detect.py")
-    monkeypatch.delenv("HUB_REPO_DETECTION", raising=False)
-    monkeypatch.setattr(detection, "MODEL", LazyModel("detection", detection._load_detector, "train it"))
+    fresh_model(monkeypatch, detection)
 
 
 def _write(tmp_path, img: Image.Image, name: str, **save) -> str:
@@ -78,8 +72,7 @@ def test_huge_image_is_downscaled_and_exif_rotation_applied(bundled, tmp_path):
 
 
 def test_missing_weights_explain_how_to_train(monkeypatch, tmp_path):
-    monkeypatch.setenv("HUB_REPO_DETECTION", str(tmp_path))
-    monkeypatch.setattr(detection, "MODEL", LazyModel("detection", detection._load_detector, "python train/detect.py train"))
+    fresh_model(monkeypatch, detection, tmp_path)  # an empty folder
     view = detection.detect(_write(tmp_path, Image.new("RGB", (64, 64)), "a.png"))
     assert "could not be loaded" in view.notes and "python train/detect.py train" in view.notes
 

@@ -1,19 +1,15 @@
 """The translation tab's handlers (no server) and the app through gradio_client."""
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, fresh_model
 from demos import translation
-from demos.common import LazyModel
 
 BUNDLED = REPO_ROOT / "weights" / "translation"
 
 
 @pytest.fixture
 def bundled(monkeypatch):
-    if not (BUNDLED / "model.safetensors").exists():
-        pytest.fail("the bundled weights weights/translation are missing: run train/translate.py")
-    monkeypatch.delenv("HUB_REPO_TRANSLATION", raising=False)
-    monkeypatch.setattr(translation, "MODEL", LazyModel("translation", translation._load_translator, "train it"))
+    fresh_model(monkeypatch, translation)
 
 
 def test_translates_and_shows_attention_beams_and_scores(bundled):
@@ -56,8 +52,7 @@ def test_beam_width_is_clamped(bundled):
 
 
 def test_missing_weights_explain_how_to_train(monkeypatch, tmp_path):
-    monkeypatch.setenv("HUB_REPO_TRANSLATION", str(tmp_path))  # an empty folder
-    monkeypatch.setattr(translation, "MODEL", LazyModel("translation", translation._load_translator, "python train/translate.py train"))
+    fresh_model(monkeypatch, translation, tmp_path)  # an empty folder
     view = translation.translate("Bonjour.", 5, "")
     assert "could not be loaded" in view.notes and "python train/translate.py train" in view.notes
     assert view.greedy == ""
@@ -71,8 +66,7 @@ def test_corrupt_weights_explain_and_do_not_raise(monkeypatch, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(BUNDLED, broken)
     (broken / "model.safetensors").write_bytes(b"this is not a safetensors file")
-    monkeypatch.setenv("HUB_REPO_TRANSLATION", str(broken))
-    monkeypatch.setattr(translation, "MODEL", LazyModel("translation", translation._load_translator, "train it"))
+    fresh_model(monkeypatch, translation, broken)
     for _ in range(2):  # the failure is remembered, not retried on every call
         assert "could not be loaded" in translation.translate("Bonjour.", 5, "").notes
 

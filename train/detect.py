@@ -180,8 +180,7 @@ def cmd_train(args) -> None:
     if args.out:
         seconds = sum(h["seconds"] for h in history)
         card = model_card(args, metrics, history, sum(p.numel() for p in model.parameters()), seconds)
-        folder = hub.save_model(model, args.out, card)
-        (Path(folder) / "metrics.json").write_text(json.dumps({**metrics, "history": history}, indent=1))
+        folder = hub.save_model(model, args.out, card, metrics={**metrics, "history": history})
         print(f"saved {folder} ({(time.perf_counter() - t0) / 60:.1f} min in all)")
         if args.push_to_hub:
             print(f"pushed: {hub.push_folder(folder, args.push_to_hub)}")

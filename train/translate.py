@@ -209,8 +209,7 @@ def cmd_train(args) -> None:
             "hardware": hub.describe_hardware(),
         }
         card = model_card(args, facts, metrics, history)
-        folder = hub.save_model(model, args.out, card)
-        (Path(folder) / "metrics.json").write_text(json.dumps({**metrics, "history": history}, indent=1))
+        folder = hub.save_model(model, args.out, card, metrics={**metrics, "history": history})
         print(f"saved {folder}")
         if args.push_to_hub:
             print(f"pushed: {hub.push_folder(folder, args.push_to_hub)}")
