@@ -193,12 +193,13 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10.0, n_iter
     """Run the LR range test on `learn` (weights and optimizer are left as they were)."""
     finder = LRFinder(start_lr, end_lr, n_iter)
     kept = [cb for cb in learn.callbacks if not isinstance(cb, (ParamSchedule, Checkpoint, EpochSchedule))]
-    saved_callbacks = learn.callbacks
+    saved_callbacks, saved_valid = learn.callbacks, learn.valid_dl
     learn.callbacks = sorted([*kept, finder], key=lambda cb: cb.order)
+    learn.valid_dl = None  # the range test needs training losses only
     try:
         learn.fit(max(1, math.ceil(n_iter / max(1, learn.n_batches))))
     finally:
-        learn.callbacks = saved_callbacks
+        learn.callbacks, learn.valid_dl = saved_callbacks, saved_valid
     return finder
 
 

@@ -135,3 +135,12 @@ def test_round_trip_through_a_weight_folder(tmp_path):
     a, b = model(images), loaded(images)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not any(k.startswith(("anchors", "cell_sizes", "mean", "std")) for k in loaded.state_dict())
+
+
+def test_the_lessons_resnet34_backbone_fits_the_same_heads():
+    """Online, --backbone resnet34 loads torchvision's ImageNet weights; offline we check the architecture."""
+    model = SSD(SSDConfig(classes=["a", "b", "c"], backbone="resnet34")).eval()
+    out = model(torch.rand(1, 3, 224, 224))
+    assert out["class_logits"].shape == (1, 189, 3) and out["largest"].shape == (1, 7)
+    with pytest.raises(ValueError, match="unknown backbone"):
+        SSD(SSDConfig(classes=["a"], backbone="vgg99"))

@@ -183,7 +183,10 @@ def cmd_train(args) -> None:
         folder = hub.save_model(model, args.out, card, metrics={**metrics, "history": history})
         print(f"saved {folder} ({(time.perf_counter() - t0) / 60:.1f} min in all)")
         if args.push_to_hub:
-            print(f"pushed: {hub.push_folder(folder, args.push_to_hub)}")
+            try:
+                print(f"pushed: {hub.push_folder(folder, args.push_to_hub)}")
+            except RuntimeError as err:  # no network / no token: the weights are saved, say how to push later
+                sys.exit(f"push to the Hub failed: {err}")
 
 
 def cmd_evaluate(args) -> None:
