@@ -93,3 +93,11 @@ def test_app_end_to_end_through_gradio_client(bundled, tmp_path, monkeypatch):
         client.close()
     finally:
         demo.close()
+
+
+def test_training_curves_come_from_the_model_cards_metrics(bundled):
+    fig = translation.training_figure()
+    loss_axis, forcing_axis = fig.axes
+    assert [line.get_label() for line in loss_axis.get_lines()] == ["train loss", "valid loss"]
+    forcing = forcing_axis.get_lines()[0].get_ydata()
+    assert forcing[0] == 1.0 and forcing[-1] < forcing[0]  # the schedule lowered teacher forcing
