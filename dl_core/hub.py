@@ -105,6 +105,21 @@ def save_model(model: nn.Module, folder: str | Path, card: str, metrics: dict | 
     return folder
 
 
+def save_and_push(model: nn.Module, folder: str | Path, card: str, metrics: dict, push_to: str | None = None) -> Path:
+    """What every train script does at the end: write the weight folder, then push it if asked.
+
+    A failed push (no network, no token) ends the script with a clear message; the folder is already saved.
+    """
+    folder = save_model(model, folder, card, metrics=metrics)
+    print(f"saved {folder}")
+    if push_to:
+        try:
+            print(f"pushed: {push_folder(folder, push_to)}")
+        except RuntimeError as err:
+            raise SystemExit(f"push to the Hub failed: {err}") from err
+    return folder
+
+
 def push_folder(folder: str | Path, repo_id: str, private: bool = False) -> str:
     """Upload a weight folder to the Hub; the token comes from HF_TOKEN or `hf auth login`."""
     from huggingface_hub import HfApi

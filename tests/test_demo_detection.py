@@ -1,5 +1,4 @@
 """The detection tab's handlers with good and bad input, without a server."""
-import io
 
 import numpy as np
 import pytest

@@ -104,3 +104,9 @@ def test_push_without_network_fails_with_a_clear_message(tiny_model, tmp_path):
 def test_config_defaults_are_json_round_trippable():
     cfg = tiny_config()
     assert Seq2Seq(json.loads(json.dumps(cfg.__dict__))).config == cfg
+
+
+def test_train_scripts_save_then_report_a_failed_push_clearly(tiny_model, tmp_path):
+    with pytest.raises(SystemExit, match="push to the Hub failed: cannot reach"):
+        hub.save_and_push(tiny_model, tmp_path / "w", "# card\n", {"bleu": 1.0}, push_to="me/repo")
+    assert json.loads((tmp_path / "w" / "metrics.json").read_text()) == {"bleu": 1.0}  # saved before the push

@@ -180,13 +180,8 @@ def cmd_train(args) -> None:
     if args.out:
         seconds = sum(h["seconds"] for h in history)
         card = model_card(args, metrics, history, sum(p.numel() for p in model.parameters()), seconds)
-        folder = hub.save_model(model, args.out, card, metrics={**metrics, "history": history})
-        print(f"saved {folder} ({(time.perf_counter() - t0) / 60:.1f} min in all)")
-        if args.push_to_hub:
-            try:
-                print(f"pushed: {hub.push_folder(folder, args.push_to_hub)}")
-            except RuntimeError as err:  # no network / no token: the weights are saved, say how to push later
-                sys.exit(f"push to the Hub failed: {err}")
+        print(f"{(time.perf_counter() - t0) / 60:.1f} min in all")
+        hub.save_and_push(model, args.out, card, {**metrics, "history": history}, args.push_to_hub)
 
 
 def cmd_evaluate(args) -> None:

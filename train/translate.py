@@ -209,13 +209,7 @@ def cmd_train(args) -> None:
             "hardware": hub.describe_hardware(),
         }
         card = model_card(args, facts, metrics, history)
-        folder = hub.save_model(model, args.out, card, metrics={**metrics, "history": history})
-        print(f"saved {folder}")
-        if args.push_to_hub:
-            try:
-                print(f"pushed: {hub.push_folder(folder, args.push_to_hub)}")
-            except RuntimeError as err:  # no network / no token: the weights are saved, say how to push later
-                sys.exit(f"push to the Hub failed: {err}")
+        hub.save_and_push(model, args.out, card, {**metrics, "history": history}, args.push_to_hub)
 
 
 def cmd_evaluate(args) -> None:
