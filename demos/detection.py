@@ -35,8 +35,10 @@ MODEL = LazyModel("detection", _load_detector, "python train/detect.py train --o
 def sample_images(n: int = 6) -> list[str]:
     if not SAMPLES_DIR.is_dir():
         return []
+    from dl_core.data.detection import read_split_csv
+
     test_csv = SAMPLES_DIR.parent / "test_labels.csv"
-    names = sorted({line.split(",")[0] for line in test_csv.read_text().splitlines()[1:]}) if test_csv.exists() else []
+    names = sorted(read_split_csv(test_csv)) if test_csv.exists() else []
     return [str(SAMPLES_DIR / name) for name in names[:n] if (SAMPLES_DIR / name).exists()]
 
 
@@ -122,7 +124,7 @@ def detect(image_path, score_threshold: float = 0.3, iou_threshold: float = 0.45
     best = int(det.largest_probs.argmax())
     largest = (image, [(tuple(int(round(v)) for v in det.largest_box.tolist()),
                         f"largest: {cfg.classes[best]} {float(det.largest_probs[best]):.2f}")])
-    used = [(int(a), lab.split()[0]) for a, lab in zip(det.anchor_index.tolist(), labels)][:12]
+    used = [(a, cfg.classes[c]) for a, c in zip(det.anchor_index.tolist(), det.labels.tolist())][:12]
     anchor_view = draw_anchors(image, model.anchors, grid_slices(cfg), grid, used)
     table = [[cfg.classes[c], round(s, 3), *b] for c, s, b in zip(det.labels.tolist(), det.scores.tolist(), boxes)]
     note_text = "\n\n".join(f"ℹ️ {n}" for n in notes)

@@ -72,11 +72,7 @@ def mean_average_precision(model: SSD, items: list[Annotated], batch_size: int =
         images = [load_rgb(it.image_path, max_side=10_000).image for it in chunk]
         detections = model.detect(to_model_input(images, size), [im.size for im in images], score_threshold=0.01, max_detections=100)
         preds = [{"boxes": d.boxes, "scores": d.scores, "labels": d.labels} for d in detections]
-        targets = []
-        for it in chunk:
-            kept = [(b, index[n]) for b, n in zip(it.boxes, it.labels) if n in index]
-            targets.append({"boxes": torch.tensor([b for b, _ in kept], dtype=torch.float32).reshape(-1, 4),
-                            "labels": torch.tensor([c for _, c in kept], dtype=torch.long)})
+        targets = [dict(zip(("boxes", "labels"), it.targets(index))) for it in chunk]
         metric.update(preds, targets)
     result = metric.compute()
     return {"map50": round(float(result["map_50"]), 4), "map": round(float(result["map"]), 4), "n": len(items)}
@@ -95,9 +91,9 @@ def train_one(args, loss_kind: str, train_items, valid_items, log=print):
                           collate_fn=collate_detection, num_workers=args.workers)
 
     def opt_fn(params, lr):  # discriminative LRs: the pretrained backbone learns 10x slower than the new heads
-        backbone = set(map(id, model.backbone_parameters()))
+        backbone = set(map(id, model.backbone.parameters()))
         groups = [{"params": [p for p in model.parameters() if id(p) not in backbone], "lr_mult": 1.0},
-                  {"params": list(model.backbone_parameters()), "lr_mult": args.backbone_lr_mult}]
+                  {"params": list(model.backbone.parameters()), "lr_mult": args.backbone_lr_mult}]
         return torch.optim.AdamW(groups, lr=lr, weight_decay=args.wd)
 
     callbacks = [Recorder(), ProgressBar(), GradientClip(args.clip), ParamSchedule(lr=one_cycle(args.lr))]

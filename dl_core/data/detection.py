@@ -21,15 +21,17 @@ from torchvision.transforms import v2
 
 from dl_core.images import load_rgb
 
-# The lesson's data set: Pascal VOC 2007 through torchvision (downloads ~900 MB when online).
-VOC_2007_ROOT_HINT = "torchvision.datasets.VOCDetection(root, year='2007', image_set='trainval', download=True)"
-
-
 @dataclass
 class Annotated:
     image_path: Path
     boxes: list[list[float]]  # pixels, x1 y1 x2 y2
     labels: list[str]
+
+    def targets(self, class_index: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixel boxes (G, 4) and class ids (G,) of the objects whose class is in `class_index` (others dropped)."""
+        kept = [(b, class_index[n]) for b, n in zip(self.boxes, self.labels) if n in class_index]
+        boxes = torch.tensor([b for b, _ in kept], dtype=torch.float32).reshape(-1, 4)
+        return boxes, torch.tensor([c for _, c in kept], dtype=torch.long)
 
 
 def read_voc_xml(xml_path: str | Path, image_path: str | Path | None = None) -> Annotated:
@@ -149,12 +151,8 @@ class DetectionDataset(Dataset):
     def __getitem__(self, i: int):
         item = self.items[i]
         image = load_rgb(item.image_path, max_side=10_000).image
-        kept = [(b, self.class_index[n]) for b, n in zip(item.boxes, item.labels) if n in self.class_index]
-        boxes = tv_tensors.BoundingBoxes(
-            torch.tensor([b for b, _ in kept], dtype=torch.float32).reshape(-1, 4),
-            format="XYXY", canvas_size=(image.height, image.width),
-        )
-        labels = torch.tensor([c for _, c in kept], dtype=torch.long)
+        pixel_boxes, labels = item.targets(self.class_index)
+        boxes = tv_tensors.BoundingBoxes(pixel_boxes, format="XYXY", canvas_size=(image.height, image.width))
         img, target = self.transform(tv_tensors.Image(v2.functional.pil_to_tensor(image)), {"boxes": boxes, "labels": labels})
         return img.as_subclass(torch.Tensor), {
             "boxes": target["boxes"].as_subclass(torch.Tensor) / self.size,

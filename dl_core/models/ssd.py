@@ -215,9 +215,6 @@ class SSD(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-demos", ta
             net = resnet34(weights=ResNet34_Weights.IMAGENET1K_V1)
             self.backbone.load_state_dict(nn.Sequential(*list(net.children())[:-2]).state_dict(), strict=True)
 
-    def backbone_parameters(self):
-        return self.backbone.parameters()
-
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """images (B, 3, S, S) in [0, 1] -> class logits (B, A, C), box activations (B, A, 4) and the
         largest-object head's (B, 4 + C)."""
