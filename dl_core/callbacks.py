@@ -110,6 +110,23 @@ class StopAfter(Callback):
             raise CancelFit
 
 
+class TimeBudget(Callback):
+    """Stop the fit cleanly once `seconds` of wall time have passed (a shared GPU lease, a CI smoke run).
+
+    A safety net, not a schedule: a 1cycle run cut short ends at a high learning rate, so size the run to fit
+    and let this only catch the unexpected."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def before_fit(self, learn: Learner) -> None:
+        self.start = time.perf_counter()
+
+    def after_batch(self, learn: Learner) -> None:
+        if learn.training and time.perf_counter() - self.start > self.seconds:
+            raise CancelFit
+
+
 class ProgressBar(Callback):
     """tqdm over each epoch's batches, then one summary line per epoch (main process only)."""
 

@@ -20,7 +20,8 @@ sys.path.insert(0, str(REPO_ROOT))
 from dl_core.models.seq2seq import Seq2Seq, Seq2SeqConfig  # noqa: E402
 from dl_core.text import SPECIAL_TOKENS  # noqa: E402
 
-torch.set_num_threads(2)
+# TORCH_THREADS lets two test runs share the 2-core machine without thrashing each other.
+torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
 
 # A toy French -> English "language" with reordering (adjectives follow nouns in French) and agreement,
 # small enough to learn in seconds: the training tests overfit it.

@@ -1,4 +1,4 @@
-"""A real browser (Debian's headless Chromium driven by Playwright) uses the translation tab."""
+"""A real browser (Debian's headless Chromium driven by Playwright) uses the tabs."""
 import os
 import shutil
 from pathlib import Path
@@ -16,7 +16,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 
 @pytest.fixture(scope="module")
 def app_url():
-    for name in ("translation", "detection"):
+    for name in ("translation", "detection", "style-starry_night", "style-the_scream"):
         if not (REPO_ROOT / "weights" / name / "model.safetensors").exists():
             pytest.fail(f"the bundled weights weights/{name} are missing")
     import app as app_module
@@ -79,3 +79,45 @@ def test_detection_upload_shows_labelled_boxes(app_url, page):
     expect(page.locator("#detection-ssd")).to_contain_text("raccoon", timeout=60_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "detection-tab.png"), full_page=True)
+
+
+def _photo_file(tmp_path_factory) -> str:
+    """A generated photo-like image (gradients and shapes), so the test needs no data set."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    y, x = np.mgrid[0:240, 0:320]
+    array = np.stack([x * 255 / 320, y * 255 / 240, 128 + 0 * x], axis=-1).astype(np.uint8)
+    image = Image.fromarray(array)
+    ImageDraw.Draw(image).ellipse((100, 60, 220, 180), fill=(240, 200, 40))
+    path = tmp_path_factory.mktemp("style") / "photo.png"
+    image.save(path)
+    return str(path)
+
+
+def test_style_upload_pick_a_style_and_see_it_stylised(app_url, page, tmp_path_factory):
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+    page.locator("#tab-style-button").click()
+    page.locator("#style-photo input[type=file]").set_input_files(_photo_file(tmp_path_factory))
+    page.locator("#style-choice").get_by_text("The Scream (Munch)").click()
+    page.locator("#style-instant-button").click()
+    expect(page.locator("#style-instant-output img")).to_be_visible(timeout=60_000)
+    expect(page.locator("#style-instant-notes")).to_contain_text("one forward pass", timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "style-tab.png"), full_page=True)
+
+
+def test_style_live_streams_to_the_end(app_url, page, tmp_path_factory):
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+    page.locator("#tab-style-button").click()
+    page.locator("#style-photo input[type=file]").set_input_files(_photo_file(tmp_path_factory))
+    page.get_by_role("tab", name="Live (lesson 13)").click()
+    page.locator("#style-live-button").click()
+    expect(page.locator("#style-live-output img")).to_be_visible(timeout=60_000)
+    expect(page.locator("#style-live-status")).to_contain_text("done", timeout=120_000)
+    assert page.locator(".toast-body.error").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "style-live-tab.png"), full_page=True)

