@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from dl_core.learner import Callback, CancelFit, Learner
+from dl_core.learner import Callback, CancelEpoch, CancelFit, Learner
 from dl_core.schedules import Schedule, exponential
 
 
@@ -110,21 +110,48 @@ class StopAfter(Callback):
             raise CancelFit
 
 
-class TimeBudget(Callback):
-    """Stop the fit cleanly once `seconds` of wall time have passed (a shared GPU lease, a CI smoke run).
+class WallClockBudget(Callback):
+    """Stop the fit after `seconds` of wall-clock time (measured from before_fit), ending it cleanly.
 
-    A safety net, not a schedule: a 1cycle run cut short ends at a high learning rate, so size the run to fit
-    and let this only catch the unexpected."""
+    It plans for the deadline rather than just cutting: schedules wrapped by `schedule()` see progress =
+    max(batches done / batches planned, seconds used / seconds allowed), so when time is the binding limit the
+    LR still finishes its annealing at the deadline; then the epoch is cut, validated, and the fit ends.
+    Give the fit more epochs than fit and it uses exactly the time allowed (a shared GPU lease, a CI run)."""
+
+    order = -10  # before ParamSchedule (0) reads `fraction` in before_batch
 
     def __init__(self, seconds: float):
         self.seconds = seconds
+        self.fraction = 0.0  # share of the budget used so far
+        self.cut_short = False  # whether the budget, not the epoch count, ended the fit
 
     def before_fit(self, learn: Learner) -> None:
-        self.start = time.perf_counter()
+        self.start, self.fraction, self.cut_short = time.perf_counter(), 0.0, False
+
+    def _update(self) -> None:
+        self.fraction = (time.perf_counter() - self.start) / max(self.seconds, 1e-9)
+
+    def before_epoch(self, learn: Learner) -> None:
+        self._update()
+        if self.fraction >= 1:
+            self.cut_short = True
+            raise CancelFit
+
+    def before_batch(self, learn: Learner) -> None:
+        if learn.training:
+            self._update()
 
     def after_batch(self, learn: Learner) -> None:
-        if learn.training and time.perf_counter() - self.start > self.seconds:
-            raise CancelFit
+        if learn.training and self.fraction >= 1:
+            self.cut_short = True
+            raise CancelEpoch  # the Learner still validates and records this epoch; before_epoch ends the fit
+
+    def progress(self, learn: Learner) -> float:
+        return min(1.0, max(learn.progress, self.fraction))
+
+    def schedule(self, fn: Schedule) -> Schedule:
+        """`fn` driven by whichever runs out first, the planned batches or the time."""
+        return lambda p: fn(min(1.0, max(p, self.fraction)))
 
 
 class ProgressBar(Callback):

@@ -1,0 +1,116 @@
+"""Lesson 10 inference: everything the sentiment tab shows, from a classifier and (optionally) its language model.
+
+    analyzer = SentimentAnalyzer(load_model(TextClassifier, "weights/sentiment"), load_model(LanguageModel, "weights/sentiment-lm"))
+    text = analyzer.prepare("A wonderful, moving film.")
+    analyzer.classify(text)        # {"negative": 0.03, "positive": 0.97}
+    analyzer.attribute(text)       # one score per token: > 0 pushed towards positive
+    analyzer.next_words(text, 10)  # the LM's top-10 next tokens with probabilities
+    analyzer.generate(text, 20, temperature=0.8, top_k=40, seed=0)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from dl_core.models.awd_lstm import LanguageModel, TextClassifier, concat_pool
+from dl_core.text import RULE_TOKENS, Vocab, detokenize_with_rules, tokenize_with_rules
+
+
+@dataclass
+class PreparedText:
+    tokens: list[str]  # as the model sees them: <bos> first, unknown words as <unk>
+    ids: list[int]
+    original_tokens: list[str]  # the tokeniser's output before the vocabulary (unknown words spelled out)
+    n_cut: int  # tokens beyond the classifier's max_len, not read
+
+    @property
+    def n_unknown(self) -> int:
+        return sum(i == Vocab.unk_id for i in self.ids)
+
+
+@dataclass
+class Generation:
+    tokens: list[str]  # the continuation's tokens (rule tokens included)
+    text: str  # the continuation as readable text
+
+
+class SentimentAnalyzer:
+    def __init__(self, classifier: TextClassifier, lm: LanguageModel | None = None):
+        self.classifier = classifier.eval()
+        self.lm = lm.eval() if lm is not None else None
+        self.vocab = Vocab(classifier.config.encoder.vocab)
+        self.lm_vocab = Vocab(lm.config.vocab) if lm is not None else None
+        self.classes = list(classifier.config.classes)
+
+    def prepare(self, text: str) -> PreparedText:
+        tokens = tokenize_with_rules(text)
+        max_len = self.classifier.config.max_len
+        kept = tokens[: max_len - 1]  # <bos> takes one place
+        ids = [Vocab.bos_id] + self.vocab.encode(kept)
+        return PreparedText([self.vocab.itos[i] for i in ids], ids, ["<bos>"] + kept, len(tokens) - len(kept))
+
+    @torch.no_grad()
+    def classify(self, text: PreparedText) -> dict[str, float]:
+        probs = self.classifier.predict_proba([text.ids])[0]
+        return {name: float(p) for name, p in zip(self.classes, probs)}
+
+    def attribute(self, text: PreparedText, steps: int = 8, target: str = "positive") -> list[float]:
+        """Integrated gradients (Sundararajan et al. 2017) on the word embeddings: for each token, how much
+        its embedding moved the logit margin `target` minus the other class, compared with a text of
+        all-zero embeddings (same length). The scores sum to about margin(text) - margin(zero text).
+        The `steps` interpolations run as one batch."""
+        model = self.classifier
+        enc = model.encoder
+        target_index = self.classes.index(target)
+        ids = torch.tensor([text.ids])  # (1, T)
+        with torch.no_grad():
+            embedded = enc.embedding(ids)  # (1, T, E)
+        alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps  # midpoint rule on (0, 1]
+        path = (alphas[:, None, None] * embedded).requires_grad_(True)  # (steps, T, E)
+        lengths = torch.full((steps,), ids.size(1))
+        x = path
+        for i, layer in enumerate(enc.layers):  # the encoder's forward from embeddings on (eval: no dropout)
+            x, _ = layer(x)
+            if i < len(enc.hidden_dropouts):
+                x = enc.hidden_dropouts[i](x)
+        logits = model.head(concat_pool(x, lengths))  # (steps, C)
+        if len(self.classes) == 2:
+            margin = logits[:, target_index] - logits[:, 1 - target_index]
+        else:
+            margin = F.log_softmax(logits, -1)[:, target_index]
+        (grad,) = torch.autograd.grad(margin.sum(), path)
+        scores = (embedded[0] * grad.mean(0)).sum(-1)  # (T,): embedding x average gradient along the path
+        return scores.tolist()
+
+    @torch.no_grad()
+    def next_words(self, text: str, k: int = 10) -> list[tuple[str, float]]:
+        """The LM's k most likely next tokens after `text`, with probabilities."""
+        lm = self._need_lm()
+        ids = [Vocab.bos_id] + self.lm_vocab.encode(tokenize_with_rules(text))[-(self.classifier.config.max_len - 1) :]
+        probs = lm.next_token_log_probs(ids).exp()
+        top = probs.topk(k)
+        return [(self.lm_vocab.itos[i], float(p)) for p, i in zip(top.values, top.indices)]
+
+    @torch.no_grad()
+    def generate(self, text: str, n_words: int = 20, temperature: float = 0.8, top_k: int = 40,
+                 seed: int | None = None) -> Generation:
+        """Continue `text` with `n_words` words (rule tokens such as xxmaj do not count as words)."""
+        lm = self._need_lm()
+        ids = [Vocab.bos_id] + self.lm_vocab.encode(tokenize_with_rules(text))[-(self.classifier.config.max_len - 1) :]
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        tokens: list[str] = []
+        # generate() samples a fixed count; markers make words need a few more tokens, so ask in rounds
+        while sum(t not in RULE_TOKENS for t in tokens) < n_words and len(tokens) < 3 * n_words:
+            missing = n_words - sum(t not in RULE_TOKENS for t in tokens)
+            new = lm.generate(ids, missing, temperature=temperature, top_k=top_k, generator=generator)
+            ids += new
+            tokens += [self.lm_vocab.itos[i] for i in new]
+        return Generation(tokens, detokenize_with_rules(tokens))
+
+    def _need_lm(self) -> LanguageModel:
+        if self.lm is None:
+            raise RuntimeError("no language model loaded")
+        return self.lm
+

@@ -1,0 +1,65 @@
+"""Lesson 10 inference helpers: text preparation, attribution, generation, and undoing the rule tokens."""
+import torch
+
+from dl_core.models.awd_lstm import AWDLSTMConfig, LanguageModel, TextClassifier, concat_pool
+from dl_core.sentiment import SentimentAnalyzer
+from dl_core.text import RULE_TOKENS, SPECIAL_TOKENS, detokenize_with_rules, tokenize_with_rules, undo_rules
+
+WORDS = ["the", "film", "was", "great", "awful", ".", "i", "it", "loved", "!", "very"]
+
+
+def analyzer(max_len: int = 3000) -> SentimentAnalyzer:
+    torch.manual_seed(0)
+    cfg = AWDLSTMConfig(vocab=list(SPECIAL_TOKENS) + list(RULE_TOKENS) + WORDS, emb_dim=8, hidden_dim=12)
+    lm = LanguageModel(cfg).eval()
+    clf = TextClassifier.from_language_model(lm, head_hidden=6, max_len=max_len).eval()
+    return SentimentAnalyzer(clf, lm)
+
+
+def test_rule_tokens_turn_back_into_text():
+    text = "The film was GREAT!!! I loved it, very very very much. Sooo good"
+    assert detokenize_with_rules(tokenize_with_rules(text)) == text
+    assert undo_rules(["xxmaj", "xxup", "a", "xxrep", "x", "!", "xxwrep"]) == ["A", "x", "!"]  # broken markers dropped
+    assert undo_rules(["xxrep", "999", "!"]) == ["!"] * 50  # a generated huge count is capped
+
+
+def test_prepare_marks_unknown_words_and_cuts_long_texts():
+    a = analyzer(max_len=6)
+    text = a.prepare("The film was zzyzx and great and long")
+    assert text.tokens[:5] == ["<bos>", "xxmaj", "the", "film", "was"] and text.original_tokens[5] == "zzyzx"
+    assert len(text.ids) == 6 and text.n_cut == 4 and text.n_unknown == 1
+
+
+def test_attribution_scores_add_up_to_the_margin_change():
+    a = analyzer()
+    text = a.prepare("The film was great. I loved it!")
+    scores = a.attribute(text, steps=16)
+    assert len(scores) == len(text.ids)
+    clf = a.classifier
+    with torch.no_grad():
+        def margin(embedded):
+            x = embedded
+            for layer in clf.encoder.layers:
+                x, _ = layer(x)
+            logits = clf.head(concat_pool(x, torch.tensor([x.size(1)])))
+            return float(logits[0, 1] - logits[0, 0])
+
+        embedded = clf.encoder.embedding(torch.tensor([text.ids]))
+        change = margin(embedded) - margin(torch.zeros_like(embedded))
+    # integrated gradients' completeness, up to the 16-step approximation of the path integral
+    assert abs(sum(scores) - change) <= 0.05 * abs(change) + 1e-3
+
+
+def test_generation_counts_words_and_is_seeded():
+    a = analyzer()
+    out = a.generate("The film was", n_words=7, temperature=1.0, top_k=5, seed=3)
+    assert sum(t not in RULE_TOKENS for t in out.tokens) >= 7 and out.text
+    assert a.generate("The film was", n_words=7, temperature=1.0, top_k=5, seed=3) == out
+    top = a.next_words("The film was", k=4)
+    assert len(top) == 4 and [p for _, p in top] == sorted((p for _, p in top), reverse=True)
+
+
+def test_classify_returns_a_distribution_over_the_classes():
+    a = analyzer()
+    probs = a.classify(a.prepare("great film"))
+    assert set(probs) == {"negative", "positive"} and abs(sum(probs.values()) - 1) < 1e-6

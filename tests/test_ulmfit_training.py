@@ -1,0 +1,202 @@
+"""Lesson 10 training: the ULMFiT callbacks, and the real train scripts on generated tasks (an LM that
+overfits a tiny generated text, a classifier that learns a generated separable task)."""
+import json
+import random
+
+import pytest
+import torch
+
+from dl_core.callbacks import ParamSchedule, Recorder
+from dl_core.learner import Callback, Learner
+from dl_core.models.awd_lstm import AWDLSTMConfig, ClassifierConfig, TextClassifier, classifier_loss
+from dl_core.schedules import linear
+from dl_core.text import RULE_TOKENS, SPECIAL_TOKENS
+from dl_core.callbacks import WallClockBudget
+from dl_core.ulmfit import GradualUnfreezing, discriminative_optimizer
+
+NUMBERS = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen".split()
+GOOD, BAD = ["great", "superb", "moving", "brilliant"], ["awful", "dull", "boring", "clumsy"]
+
+
+def counting_csv(path, n_docs=60, seed=0):
+    """Texts that count up through NUMBERS from a random start: each next word is determined by the last."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_docs):
+        start = rng.randrange(len(NUMBERS))
+        rows.append(f"{i % 2},{' '.join(NUMBERS[(start + k) % len(NUMBERS)] for k in range(40))}")
+    path.write_text("label,text\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def separable_csv(path, n_docs=240, seed=0):
+    """Positive texts start with a 'good' word and count up through NUMBERS, negative ones start with a 'bad'
+    word and count down. The sentiment word decides how the text goes on, so a language model must carry it
+    (as in real reviews); were it noise the LM could learn to ignore, the LM would discard what the
+    classifier needs."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_docs):
+        label = i % 2
+        start, step = rng.randrange(len(NUMBERS)), (1 if label else -1)
+        words = [rng.choice(GOOD if label else BAD)] + [NUMBERS[(start + step * k) % len(NUMBERS)] for k in range(rng.randrange(6, 16))]
+        rows.append(f"{label},{' '.join(words)}")
+    path.write_text("label,text\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def tiny_classifier():
+    torch.manual_seed(0)
+    vocab = list(SPECIAL_TOKENS) + list(RULE_TOKENS) + [f"w{i}" for i in range(12)]
+    return TextClassifier(ClassifierConfig(encoder=AWDLSTMConfig(vocab=vocab, emb_dim=6, hidden_dim=8), head_hidden=4))
+
+
+def toy_batches(n=6):
+    torch.manual_seed(1)
+    return [((torch.randint(8, 20, (4, 5)), torch.full((4,), 5)), torch.randint(0, 2, (4,))) for _ in range(n)]
+
+
+def test_gradual_unfreezing_trains_the_head_first_then_everything():
+    model = tiny_classifier()
+    groups = model.layer_groups()
+    before = [[p.detach().clone() for p in g] for g in groups]
+    stages = [(0.0, 1), (0.5, len(groups))]
+    unfreeze = GradualUnfreezing(groups, stages)
+
+    class Snapshot(Callback):
+        def after_epoch(self, learn):
+            self.after_first = [[p.detach().clone() for p in g] for g in groups]
+            learn.remove_callbacks(self)
+
+    snap = Snapshot()
+    learn = Learner(model, toy_batches(), None, classifier_loss, lr=1e-2, callbacks=[unfreeze, snap],
+                    opt_fn=discriminative_optimizer(groups, decay=2.6))
+    learn.fit(2)  # epoch 1: progress < 0.5, head only; epoch 2: all groups
+    changed = lambda a, b: any(not torch.equal(x, y) for x, y in zip(a, b))  # noqa: E731
+    assert not any(changed(b, a) for b, a in zip(before[:-1], snap.after_first[:-1]))  # encoder untouched
+    assert changed(before[-1], snap.after_first[-1])  # the head trained
+    assert all(changed(b, a) for b, a in zip(snap.after_first[:-1], [[p.detach() for p in g] for g in groups[:-1]]))
+    assert [n for _, n in unfreeze.log] == [1, len(groups)]
+
+
+def test_discriminative_lrs_fall_by_the_decay_per_group():
+    model = tiny_classifier()
+    groups = model.layer_groups()
+    learn = Learner(model, toy_batches(2), None, classifier_loss, lr=1.0,
+                    opt_fn=discriminative_optimizer(groups, decay=2.0), callbacks=[ParamSchedule(lr=lambda p: 0.8)])
+    learn.fit(1)
+    assert [g["lr"] for g in learn.opt.param_groups] == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.8])
+
+
+def test_time_budget_ends_the_fit_with_the_schedule_finished(monkeypatch):
+    clock = {"now": 0.0}
+    monkeypatch.setattr("dl_core.callbacks.time.perf_counter", lambda: clock["now"])
+
+    class OneSecondPerBatch(Callback):
+        def after_batch(self, learn):
+            clock["now"] += 1.0
+
+    budget = WallClockBudget(10)
+    recorder = Recorder()
+    learn = Learner(tiny_classifier(), toy_batches(6), toy_batches(1), classifier_loss, lr=1.0,
+                    callbacks=[budget, recorder, OneSecondPerBatch(), ParamSchedule(lr=budget.schedule(linear(1.0, 0.0)))])
+    learn.fit(20)  # 120 batches planned; the budget allows about 10
+    assert budget.cut_short and 9 <= len(recorder.lrs) <= 11
+    assert len(recorder.history) == 2 and all(h["valid_loss"] == h["valid_loss"] for h in recorder.history)  # validated
+    assert recorder.lrs[-1] < 0.15  # the LR annealed on time, not on the 120 planned batches
+    assert recorder.lrs == sorted(recorder.lrs, reverse=True)
+
+
+def test_language_model_script_overfits_a_tiny_generated_text(tmp_path, capsys):
+    from train.lm import main
+
+    data = counting_csv(tmp_path / "counting.csv")
+    out = tmp_path / "lm"
+    common = ["--data", str(data), "--cache-dir", str(tmp_path / "cache"), "--workers", "0", "--bptt", "12", "--valid-fraction", "0.1"]
+    main(["train", *common, "--out", str(out), "--min-freq", "1", "--emb-dim", "32", "--hidden-dim", "32", "--n-layers", "2",
+          "--bs", "8", "--epochs", "15", "--lr", "3e-2", "--drop-mult", "0.1"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["valid"]["perplexity"] < 2.0  # 16 words; only a text's first word is not predictable
+    assert metrics["history"][-1]["train_loss"] < metrics["history"][0]["train_loss"] / 2
+    assert "python train/lm.py train" in (out / "README.md").read_text()
+    capsys.readouterr()
+    main(["evaluate", "--weights", str(out), *common])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["perplexity"] == pytest.approx(metrics["valid"]["perplexity"], rel=0.01)
+
+    from dl_core.hub import load_model
+    from dl_core.models.awd_lstm import LanguageModel
+    from dl_core.text import Vocab, tokenize_with_rules
+
+    lm = load_model(LanguageModel, out)
+    vocab = Vocab(lm.config.vocab)
+    prompt = [Vocab.bos_id] + vocab.encode(tokenize_with_rules("five six seven"))
+    assert vocab.decode(lm.generate(prompt, 4, temperature=0)) == ["eight", "nine", "ten", "eleven"]
+
+
+def test_classifier_script_learns_a_separable_task_with_and_without_an_lm(tmp_path, capsys):
+    from train.lm import main as lm_main
+    from train.sentiment import main
+
+    data = separable_csv(tmp_path / "reviews.csv")
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--workers", "0"]
+    lm_main(["train", "--data", str(data), *cache, "--out", str(tmp_path / "lm"), "--min-freq", "1", "--emb-dim", "32",
+             "--hidden-dim", "32", "--n-layers", "2", "--bs", "8", "--bptt", "12", "--epochs", "15", "--lr", "3e-2",
+             "--drop-mult", "0.1", "--valid-fraction", "0.1"])
+    assert json.loads((tmp_path / "lm" / "metrics.json").read_text())["valid"]["perplexity"] < 6  # it learned the counting
+    small = ["--bs", "16", "--epochs", "12", "--valid-fraction", "0.1", "--drop-mult", "0.1"]
+    main(["train", "--data", str(data), *cache, "--lm", str(tmp_path / "lm"), "--out", str(tmp_path / "clf"), *small,
+          "--lr", "3e-2", "--unfreeze-fraction", "0.1"])
+    main(["train", "--data", str(data), *cache, "--from-scratch", "--out", str(tmp_path / "scratch"), *small,
+          "--min-freq", "1", "--emb-dim", "32", "--hidden-dim", "32", "--n-layers", "2", "--lr", "1e-2"])
+    for name in ("clf", "scratch"):
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert metrics["heldout"]["accuracy"] >= 0.9, (name, metrics["heldout"])
+        assert metrics["heldout"]["n"] == 24
+    card = (tmp_path / "clf" / "README.md").read_text()
+    assert "Gradual unfreezing" in card and "language model" in card
+    capsys.readouterr()
+    main(["evaluate", "--weights", str(tmp_path / "clf"), "--data", str(data), *cache])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result) == {"accuracy", "n"} and result["n"] == 24
+    assert result["accuracy"] == json.loads((tmp_path / "clf" / "metrics.json").read_text())["heldout"]["accuracy"]
+
+
+def test_scripts_run_under_bf16_mixed_precision(tmp_path):
+    """The GPU pipeline's `--mixed-precision bf16` path, here through CPU autocast: a few steps of each stage."""
+    from accelerate.state import AcceleratorState
+
+    from train.lm import main as lm_main
+    from train.sentiment import main
+
+    data = separable_csv(tmp_path / "reviews.csv", n_docs=60)
+    common = ["--data", str(data), "--cache-dir", str(tmp_path / "cache"), "--workers", "0", "--mixed-precision", "bf16",
+              "--max-steps", "3", "--epochs", "1"]
+    AcceleratorState._reset_state(True)  # Accelerate's state is a process-wide singleton
+    try:
+        lm_main(["train", *common, "--out", str(tmp_path / "lm"), "--min-freq", "1", "--emb-dim", "8", "--hidden-dim", "8",
+                 "--bs", "4", "--bptt", "8"])
+        main(["train", *common, "--lm", str(tmp_path / "lm"), "--out", str(tmp_path / "clf"), "--bs", "8"])
+    finally:
+        AcceleratorState._reset_state(True)
+    assert json.loads((tmp_path / "lm" / "metrics.json").read_text())["valid"]["perplexity"] > 1
+    assert 0 <= json.loads((tmp_path / "clf" / "metrics.json").read_text())["heldout"]["accuracy"] <= 1
+
+
+def test_scripts_train_from_a_token_archive(tmp_path, capsys):
+    """The GPU machine has no spaCy: it trains from token archives made here. Same data, same results."""
+    from dl_core.data.sentiment import load_tokenized, write_token_archive
+    from train.lm import main as lm_main
+    from train.sentiment import main
+
+    data = separable_csv(tmp_path / "reviews.csv", n_docs=80)
+    archive = write_token_archive(load_tokenized(data, workers=0), tmp_path / "reviews.tokens.tar.xz")
+    small = ["--workers", "0", "--cache-dir", "", "--max-steps", "4", "--epochs", "1"]
+    lm_main(["train", "--data", str(archive), *small, "--out", str(tmp_path / "lm"), "--min-freq", "1", "--emb-dim", "8",
+             "--hidden-dim", "8", "--bs", "4", "--bptt", "8"])
+    main(["train", "--data", str(archive), *small, "--lm", str(tmp_path / "lm"), "--out", str(tmp_path / "clf"), "--bs", "8"])
+    capsys.readouterr()
+    for source in (archive, data):  # the archive and the CSV it was made from score the same texts
+        main(["evaluate", "--weights", str(tmp_path / "clf"), "--data", str(source), "--workers", "0", "--cache-dir", ""])
+    first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
+    assert first == second and first["n"] == 8

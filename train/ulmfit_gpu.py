@@ -1,0 +1,309 @@
+"""Lesson 10 end to end on one GPU in under 8 minutes: the three ULMFiT stages, then (time permitting) the
+from-scratch baseline and an rt-polarity classifier. Every stage has a time budget and stops cleanly.
+
+    # here (spaCy is installed here, not on the GPU machine): tokenise once into token archives (~16 MB)
+    python train/ulmfit_gpu.py prepare data/ulmfit --data-dir ../shared/data
+    # on the GPU machine (carry data/ulmfit):
+    PYTHONUNBUFFERED=1 python3 train/ulmfit_gpu.py run OUT --data-dir data/ulmfit   # the image's python is python3
+    # the same pipeline on CPU in ~1 min (tiny data, model and budgets):
+    python train/ulmfit_gpu.py run /tmp/smoke --data-dir data/ulmfit --smoke
+
+`prepare` reads aclImdb_v1.tar.gz (or .tar.xz), wikitext-2/{valid,test}.txt + tiny-shakespeare.txt and
+rt-polarity.pos/.neg from --data-dir (flat, or the ../shared/data layout with sentiment/ and text/) and writes
+imdb/general/rt `.tokens.tar.xz` (dl_core/data/sentiment.py: tokens, labels, splits; no spaCy needed to read).
+`run` takes those archives, or the raw files where spaCy is installed.
+
+Stages of `run` (each runs train/lm.py or train/sentiment.py in this process, so CUDA starts once):
+  1 lm-general      general-domain LM on WikiText-2 valid+test + tiny Shakespeare          (skipped without the data)
+  2 sentiment-lm    fine-tuned on the 50k IMDB review texts                                (required)
+  3 sentiment       classifier: gradual unfreezing, discriminative + slanted triangular LR;
+                    scored on IMDB test (25k) and zero-shot on rt-polarity's held-out 10%  (required)
+  4 sentiment-scratch   the same classifier without LM pretraining, same budget as stage 3 (optional)
+  5 sentiment-rt    a classifier fine-tuned on rt-polarity from the IMDB LM                  (optional)
+Optional stages run only if the deadline (--total-seconds) leaves room; budgets shrink to fit.
+
+OUT is kept small enough to fetch from a remote GPU job (at most 8 files of at most 16 MiB): the two bundled
+weight files `sentiment-lm/model.safetensors` and `sentiment/model.safetensors`, `results.json` (every
+stage's metrics and timings), and `folders.tar.gz` (every weight folder without its weights: config.json,
+README.md model cards, metrics.json, plus each stage's log). All are refreshed after every stage, so a
+killed run still returns what it had. Unpack with:
+    mkdir -p runs/ulmfit-gpu && tar xzf OUT/folders.tar.gz -C runs/ulmfit-gpu     # cards, metrics, logs of every stage
+    for m in sentiment-lm sentiment; do mkdir -p weights/$m && cp runs/ulmfit-gpu/$m/* OUT/$m/model.safetensors weights/$m/; done
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import faulthandler
+import json
+import os
+import shutil
+import sys
+import tarfile
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MAX_RETURNED_FILE = 16 * 1024**2  # per-file limit of the remote job's returned files
+BUNDLED = ("sentiment-lm", "sentiment")  # the weight folders the app ships
+
+# Sizes: a bundled model.safetensors must stay under 16 MiB (fp16): 14k vocabulary x 256 embedding + 3 LSTM
+# layers 256 -> 512 -> 512 -> 256 is 8.1M parameters (15.4 MiB); LM + classifier 31 MB, under the 40 MB budget.
+MODEL = ["--max-vocab", "14000", "--emb-dim", "256", "--hidden-dim", "512", "--n-layers", "3"]
+SMOKE_MODEL = ["--max-vocab", "2000", "--emb-dim", "32", "--hidden-dim", "48", "--n-layers", "3"]
+
+
+ARCHIVES = {"imdb": "imdb.tokens.tar.xz", "general": "general.tokens.tar.xz", "rt": "rt.tokens.tar.xz"}
+
+
+def locate(data_dir: Path, archives: bool = True) -> dict[str, Path | None]:
+    """The inputs: token archives in data_dir if there (and `archives`), else the raw files, in data_dir itself
+    or in the ../shared/data layout (sentiment/, text/). IMDB is needed; without general text stage 1 is
+    skipped (the IMDB LM then starts from random weights), without rt-polarity its evaluation and stage 5 are."""
+    from dl_core.data.sentiment import ARCHIVE_SUFFIXES
+
+    def first(*candidates: Path) -> Path | None:
+        return next((c for c in candidates if c.exists()), None)
+
+    imdb_archives = [d / f"aclImdb_v1{suffix}" for d in (data_dir, data_dir / "sentiment") for suffix in ARCHIVE_SUFFIXES]
+    found = {
+        "imdb": first(*imdb_archives, data_dir / "aclImdb", data_dir / "sentiment" / "aclImdb"),
+        "general": first(*(d for d in (data_dir, data_dir / "text") if (d / "wikitext-2").is_dir() or (d / "tiny-shakespeare.txt").is_file())),
+        "rt": first(data_dir / "rt-polarity.pos", data_dir / "sentiment" / "rt-polarity.pos"),
+    }
+    if archives:
+        found.update({key: data_dir / name for key, name in ARCHIVES.items() if (data_dir / name).is_file()})
+    if found["imdb"] is None:
+        raise FileNotFoundError(f"no {ARCHIVES['imdb']}, aclImdb_v1.tar.gz/.tar.xz or aclImdb/ in {data_dir} or {data_dir / 'sentiment'}")
+    return found
+
+
+def prepare(args) -> int:
+    """Tokenise every input once (here, where spaCy is) into token archives for `run`."""
+    from dl_core.data.sentiment import load_tokenized, write_token_archive
+
+    paths = locate(args.data_dir, archives=False)
+    for key, path in paths.items():
+        if path is None:
+            print(f"{key}: not found in {args.data_dir}, skipped")
+            continue
+        t0 = time.perf_counter()
+        data = load_tokenized(path, cache_dir=args.cache_dir, workers=args.workers, progress=True, seed=args.seed)
+        archive = write_token_archive(data, args.out / ARCHIVES[key], sources=[str(path)])
+        sizes = ", ".join(f"{name} {len(part)} texts / {part.corpus.n_tokens:,} tokens" for name, part in data.parts.items())
+        print(f"{archive}: {archive.stat().st_size / 2**20:.1f} MiB ({sizes}) in {time.perf_counter() - t0:.0f}s", flush=True)
+    return 0
+
+
+def stage_plans(args, paths: dict[str, Path | None], work: Path) -> list[dict]:
+    """Each stage: name, script, argv(work) -> arguments (without --time-budget; built when the stage starts, so
+    it can use what earlier stages left), planned budget, whether required, the least budget worth running."""
+    smoke = args.smoke
+    model = SMOKE_MODEL if smoke else MODEL
+    common = ["--cache-dir", str(args.cache_dir), "--mixed-precision", "no" if smoke else "bf16", "--seed", str(args.seed)]
+    if args.workers is not None:
+        common += ["--workers", str(args.workers)]
+    small = ["--max-texts", "300"] if smoke else []
+    lm = [*common, *small, "--bptt", "30" if smoke else "70", "--bs", "16" if smoke else "256", "--epochs", "40",
+          "--drop-mult", "0.25"]
+    clf = [*common, *small, "--bs", "16" if smoke else "64", "--epochs", "40", "--drop-mult", "0.5"]
+    rt_eval = ["--extra-eval", str(paths["rt"])] if paths["rt"] else []
+    b = (lambda full, quick: quick if smoke else full)  # noqa: E731 - planned budgets in seconds
+
+    def init_from_general(w: Path) -> list[str]:  # stage 2 starts from stage 1's LM if stage 1 produced one
+        return ["--init", str(w / "lm-general")] if (w / "lm-general" / "model.safetensors").is_file() else []
+
+    plans = [
+        dict(name="lm-general", script="lm", required=False, budget=b(20, 8), min_budget=b(10, 4),
+             argv=lambda w: ["train", "--data", str(paths["general"]), "--out", str(w / "lm-general"), *lm, *model,
+                             "--lr", "5e-3", "--valid-fraction", "0.02"]),
+        dict(name="sentiment-lm", script="lm", required=True, budget=b(165, 10), min_budget=b(60, 4),
+             argv=lambda w: ["train", "--data", str(paths["imdb"]), *init_from_general(w), "--out", str(w / "sentiment-lm"),
+                             *lm, *model, "--lr", "5e-3", "--valid-fraction", "0.01", "--frozen-fraction", "0.05"]),
+        dict(name="sentiment", script="sentiment", required=True, budget=b(95, 10), min_budget=b(45, 4),
+             argv=lambda w: ["train", "--data", str(paths["imdb"]), "--lm", str(w / "sentiment-lm"), "--out", str(w / "sentiment"),
+                             *clf, "--lr", "1e-2", *rt_eval]),
+        dict(name="sentiment-scratch", script="sentiment", required=False, extra=True, budget=b(95, 10), min_budget=b(45, 4),
+             argv=lambda w: ["train", "--data", str(paths["imdb"]), "--lm", str(w / "sentiment-lm"), "--from-scratch",
+                             "--out", str(w / "sentiment-scratch"), *clf, "--lr", "5e-3", *rt_eval]),
+        dict(name="sentiment-rt", script="sentiment", required=False, extra=True, budget=b(20, 6), min_budget=b(10, 3),
+             argv=lambda w: ["train", "--data", str(paths["rt"]), "--lm", str(w / "sentiment-lm"), "--out", str(w / "sentiment-rt"),
+                             *clf, "--lr", "1e-2"]),
+    ]
+    return [p for p in plans if not (p["name"] == "lm-general" and paths["general"] is None)
+            and not (p["name"] == "sentiment-rt" and paths["rt"] is None)]
+
+
+class Tee:
+    """Write to several streams (the stage's log file and the console)."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text):
+        for s in self.streams:
+            s.write(text)
+        return len(text)
+
+    def flush(self):
+        for s in self.streams:
+            s.flush()
+
+    def isatty(self):
+        return False
+
+
+def last_json_line(log: Path) -> dict | None:
+    for line in reversed(log.read_text(errors="replace").splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None
+
+
+def publish(out: Path, work: Path, results: dict) -> None:
+    """Refresh what OUT returns: the bundled weight files, folders.tar.gz (everything else), results.json."""
+    for name in BUNDLED:
+        weights = work / name / "model.safetensors"
+        if weights.is_file():
+            (out / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(weights, out / name / "model.safetensors")
+            size = weights.stat().st_size
+            if size > MAX_RETURNED_FILE:
+                results.setdefault("warnings", []).append(f"{name}/model.safetensors is {size / 2**20:.1f} MiB: over the 16 MiB a remote job returns")
+    tmp = out / "folders.tar.gz.tmp"
+    with tarfile.open(tmp, "w:gz") as archive:
+        for folder in sorted(p for p in work.iterdir() if p.is_dir() and p.name != "cache"):
+            for file in sorted(folder.rglob("*")):
+                if file.is_file() and file.name != "model.safetensors":
+                    archive.add(file, arcname=str(file.relative_to(work)))
+    os.replace(tmp, out / "folders.tar.gz")
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+
+
+def run_stage(plan: dict, budget: float, work: Path) -> dict:
+    import train.lm
+    import train.sentiment
+
+    main = {"lm": train.lm.main, "sentiment": train.sentiment.main}[plan["script"]]
+    argv = [*plan["argv"](work), "--time-budget", f"{budget:.0f}"]
+    log_dir = work / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{plan['name']}.log"
+    command = f"python train/{plan['script']}.py {' '.join(argv)}"
+    print(f"\n=== {plan['name']}: budget {budget:.0f}s\n{command}", flush=True)
+    t0 = time.perf_counter()
+    record = {"name": plan["name"], "budget_s": round(budget), "command": command}
+    with open(log, "w") as f:
+        f.write(command + "\n")
+        try:
+            # stdout (the scripts' summary lines) to the log and the console; stderr (tqdm) to the log only
+            with contextlib.redirect_stdout(Tee(f, sys.__stdout__)), contextlib.redirect_stderr(f):
+                main(argv)
+            record["status"] = "ok"
+        except BaseException as err:  # noqa: BLE001 - a failed stage is recorded; the caller decides what follows
+            f.write(traceback.format_exc())
+            record["status"] = f"failed: {type(err).__name__}: {err}"
+            if isinstance(err, KeyboardInterrupt):
+                raise
+    record["seconds"] = round(time.perf_counter() - t0, 1)
+    metrics_file = work / plan["name"] / "metrics.json"
+    if record["status"] == "ok" and metrics_file.is_file():
+        metrics = json.loads(metrics_file.read_text())
+        record["metrics"] = {k: v for k, v in metrics.items() if k not in ("history",)}
+        record["epochs"] = len(metrics.get("history", []))
+    else:
+        record["last_json"] = last_json_line(log)
+    print(f"=== {plan['name']}: {record['status']} in {record['seconds']}s", flush=True)
+    return record
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    prep = sub.add_parser("prepare", help="tokenise the data into token archives (needs spaCy)")
+    prep.add_argument("out", type=Path, help="folder for imdb/general/rt.tokens.tar.xz (e.g. data/ulmfit)")
+    run = sub.add_parser("run", help="all stages, each on a time budget")
+    run.add_argument("out", type=Path, help="folder for what comes back (weights, results.json, folders.tar.gz)")
+    run.add_argument("--work-dir", type=Path, default=Path("/tmp/ulmfit-work"), help="all stage outputs (not returned)")
+    run.add_argument("--total-seconds", type=float, default=470, help="deadline for the whole pipeline")
+    run.add_argument("--overhead-seconds", type=float, default=25,
+                     help="what a stage needs besides its fit (data, evaluation, saving): kept free before the deadline")
+    run.add_argument("--smoke", action="store_true", help="tiny data, model and budgets (checks the pipeline on CPU)")
+    run.add_argument("--skip-optional", action="store_true", help="only the three ULMFiT stages (no baseline, no rt stage)")
+    for p in (prep, run):
+        p.add_argument("--data-dir", type=Path, default=REPO / "data" / "ulmfit")
+        p.add_argument("--cache-dir", type=Path, default=Path("/tmp/ulmfit-cache"), help="token cache")
+        p.add_argument("--workers", type=int, default=None, help="tokenising processes (default: all CPUs)")
+        p.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    for name in ("out", "data_dir", "cache_dir", "work_dir"):  # before run's chdir to the repository
+        if getattr(args, name, None) is not None:
+            setattr(args, name, getattr(args, name).resolve())
+    sys.path.insert(0, str(REPO))
+    if args.command == "prepare":
+        return prepare(args)
+    if args.smoke:
+        args.total_seconds, args.overhead_seconds = min(args.total_seconds, 150), 8
+
+    # tqdm writes to the logs: every 10 s is plenty (the TQDM_* variables must be set before tqdm is imported)
+    os.environ.setdefault("TQDM_MININTERVAL", "10")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.chdir(REPO)
+    start = time.perf_counter()
+    faulthandler.dump_traceback_later(args.total_seconds + 60, exit=False)  # a hang leaves its stack in the output
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.work_dir.exists():
+        shutil.rmtree(args.work_dir)  # a fresh run: no stale stage outputs
+    args.work_dir.mkdir(parents=True)
+    paths = locate(args.data_dir)
+    import torch
+
+    from dl_core.hub import describe_hardware
+
+    results = {"hardware": describe_hardware(), "torch": torch.__version__, "smoke": args.smoke,
+               "data": {k: str(v) if v else None for k, v in paths.items()}, "total_seconds_allowed": args.total_seconds, "stages": []}
+    print(f"ULMFiT pipeline on {results['hardware']}; data {results['data']}; deadline {args.total_seconds:.0f}s", flush=True)
+    exit_code = 0
+    plans = stage_plans(args, paths, args.work_dir)
+    for i, plan in enumerate(plans):
+        if plan.get("extra") and args.skip_optional:
+            continue
+        elapsed = time.perf_counter() - start
+        # what is left, minus this stage's overhead and the fits still owed to the required stages after it
+        owed = sum(p["min_budget"] + args.overhead_seconds for p in plans[i + 1 :] if p["required"])
+        budget = min(plan["budget"], args.total_seconds - elapsed - args.overhead_seconds - owed)
+        if budget < plan["min_budget"]:
+            if plan["required"]:
+                budget = plan["min_budget"]  # a required stage runs on its minimum even past the plan
+            else:
+                results["stages"].append({"name": plan["name"], "status": f"skipped: {budget:.0f}s left of the deadline"})
+                print(f"=== {plan['name']}: skipped ({budget:.0f}s left)", flush=True)
+                continue
+        record = run_stage(plan, budget, args.work_dir)
+        results["stages"].append(record)
+        results["elapsed_seconds"] = round(time.perf_counter() - start, 1)
+        publish(args.out, args.work_dir, results)
+        if record["status"] != "ok" and plan["required"]:
+            print(f"required stage {plan['name']} failed; stopping (log in folders.tar.gz: logs/{plan['name']}.log)", flush=True)
+            exit_code = 1
+            break
+    results["elapsed_seconds"] = round(time.perf_counter() - start, 1)
+    publish(args.out, args.work_dir, results)
+    faulthandler.cancel_dump_traceback_later()
+    summary = {s["name"]: (s.get("metrics", {}).get("heldout") or s.get("metrics", {}).get("valid") or s["status"])
+               for s in results["stages"]}
+    accuracy = {name: v["accuracy"] for name, v in summary.items() if isinstance(v, dict) and "accuracy" in v}
+    if "sentiment" in accuracy and "sentiment-scratch" in accuracy:
+        results["gain_from_pretraining"] = summary["gain_from_pretraining"] = round(accuracy["sentiment"] - accuracy["sentiment-scratch"], 4)
+        publish(args.out, args.work_dir, results)
+    print(json.dumps({"elapsed_seconds": results["elapsed_seconds"], **summary}))
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
