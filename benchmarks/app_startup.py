@@ -66,6 +66,10 @@ def measure(args: list[str], translate: bool) -> tuple[float, float]:
             client = Client(f"http://127.0.0.1:{port}/", verbose=False)
             client.predict("Je suis content de te voir.", 5, "", api_name="/translate")
             client.predict(handle_file(str(photo)), 0.3, 0.45, True, "4×4", api_name="/detect")
+            for style in ("Starry Night (Van Gogh)", "The Scream (Munch)", "The Shipwreck (Turner)", "Woman with a Hat (Matisse)"):
+                client.predict(handle_file(str(photo)), style, 512, api_name="/stylise")
+            client.predict(handle_file(str(photo)), "Starry Night (Van Gogh)", None, 1.0, 1.0,
+                           ["stem", "block2", "block4", "block7", "block10"], 256, 20, "content", api_name="/style_live")
             client.close()
         time.sleep(0.5)
         return ready - start, rss_mb(proc)

@@ -80,7 +80,7 @@ def peakiness(extractor: FeatureExtractor, image: torch.Tensor, layers) -> float
         feats = extractor(image, layers)
     shares = []
     for f in feats.values():
-        energy = f.flatten().pow(2).sort(descending=True).values
+        energy = extractor.smooth(f).flatten().pow(2).sort(descending=True).values
         shares.append(float(energy[: max(1, len(energy) // 100)].sum() / energy.sum()))
     return statistics.mean(shares)
 

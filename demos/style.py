@@ -154,8 +154,9 @@ class LiveView:
 
 @dataclass
 class LiveSettings:
-    content_weight: float = 1.0
-    style_strength: float = 1.0  # x the style weight the feature space's networks were trained with
+    # multipliers of the content and style weights the trained networks used (1, 1: exactly their loss)
+    content_strength: float = 1.0
+    style_strength: float = 1.0
     layers: tuple[str, ...] = ("stem", "block2", "block4", "block7", "block10")
     size: int = 256
     steps: int = 200
@@ -206,7 +207,7 @@ def _current_grams(extractor, image, layers):
 
     with torch.no_grad():
         feats = extractor(image, layers)
-    return {name: gram_matrix(f) for name, f in feats.items()}
+    return {name: gram_matrix(extractor.smooth(f)) for name, f in feats.items()}
 
 
 def live_style_transfer(photo, style: str, painting, settings: LiveSettings) -> Iterator[LiveView]:
@@ -231,7 +232,8 @@ def live_style_transfer(photo, style: str, painting, settings: LiveSettings) -> 
         yield LiveView(None, None, None, str(err))
         return
     extractor = extractor_for(loss_config)
-    loss = build_loss(loss_config, grams, extractor, content_weight=float(settings.content_weight), style_layers=layers,
+    loss = build_loss(loss_config, grams, extractor, content_weight=loss_config["content_weight"] * float(settings.content_strength),
+                      style_layers=layers,
                       style_weight=loss_config["style_weight"] * float(settings.style_strength))
     weights = loss.weights
     rows: list[dict] = []
@@ -300,7 +302,7 @@ def build() -> None:
                     instant_notes = gr.Markdown(elem_id="style-instant-notes")
                 with gr.Tab("Live (lesson 13)", id="live"):
                     with gr.Row():
-                        content_weight = gr.Slider(0, 5, value=1, step=0.1, label="content weight")
+                        content_strength = gr.Slider(0, 4, value=1, step=0.1, label="content weight (× the trained networks')")
                         style_strength = gr.Slider(0, 4, value=1, step=0.1, label="style weight (× the trained networks')")
                         live_size = gr.Slider(*LIVE_SIZES, value=256, step=16, label="image size (px, capped)")
                         steps = gr.Slider(10, MAX_STEPS, value=200, step=10, label="steps")
@@ -329,7 +331,7 @@ def build() -> None:
         return stylise_photo(photo_path, style_name, out_size).as_tuple()
 
     def run_live(photo_path, style_name, painting_path_, cw, strength, chosen, px, n, start_from):
-        settings = LiveSettings(content_weight=cw, style_strength=strength, layers=tuple(chosen or ()), size=int(px),
+        settings = LiveSettings(content_strength=cw, style_strength=strength, layers=tuple(chosen or ()), size=int(px),
                                 steps=int(n), start=start_from)
         for view in live_style_transfer(photo_path, style_name, painting_path_, settings):
             yield view.as_tuple()
@@ -338,7 +340,7 @@ def build() -> None:
                          api_name="stylise", concurrency_id="cpu")
     # Gatys runs for seconds to a minute: its own queue of one, so it never holds up the instant network
     # (which shares the "cpu" pool with the other tabs); a second live run waits its turn.
-    live = live_button.click(run_live, [photo, style, painting, content_weight, style_strength, layers, live_size, steps, start],
+    live = live_button.click(run_live, [photo, style, painting, content_strength, style_strength, layers, live_size, steps, start],
                              [live_image, loss_plot, grams, live_status], api_name="style_live",
                              concurrency_id="gatys", concurrency_limit=1)
     stop_button.click(None, None, None, cancels=[live], api_visibility="private")

@@ -124,7 +124,8 @@ def test_animated_gif_uses_its_first_frame(tiny_style, tmp_path):
 
 
 def test_missing_weights_explain_how_to_train(monkeypatch, tmp_path):
-    _use_folder(monkeypatch, "the_scream", tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()  # a weight folder without weights (a nonexistent one falls back to the bundled)
+    _use_folder(monkeypatch, "the_scream", tmp_path / "empty")
     view = style.stylise_photo(_photo(tmp_path), "The Scream (Munch)")
     assert view.image is None and "train/style.py train" in view.notes
 

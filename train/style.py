@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from dl_core import hub  # noqa: E402
-from dl_core.callbacks import Checkpoint, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter, TimeBudget  # noqa: E402
+from dl_core.callbacks import Checkpoint, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter, WallClockBudget  # noqa: E402
 from dl_core.data.photos import EpochSampler, RandomCrops, fit_within, list_images, to_tensor  # noqa: E402
 from dl_core.gatys import run_pixels  # noqa: E402
 from dl_core.learner import Callback, Learner, make_accelerator  # noqa: E402
@@ -110,13 +110,16 @@ def train_network(args, log=print) -> tuple[StyleNet, list[dict], float]:
         learn.last_terms = terms
         return terms.total
 
-    callbacks = [Recorder(), ProgressBar(), GradientClip(args.clip), ParamSchedule(lr=one_cycle(args.lr)), LossTermsLog(loss)]
+    # With --time-budget the 1cycle schedule runs on whichever ends first, the planned batches or the time.
+    budget = WallClockBudget(args.time_budget) if args.time_budget else None
+    lr_schedule = budget.schedule(one_cycle(args.lr)) if budget else one_cycle(args.lr)
+    callbacks = [Recorder(), ProgressBar(), GradientClip(args.clip), ParamSchedule(lr=lr_schedule), LossTermsLog(loss)]
+    if budget:
+        callbacks.append(budget)
     if args.checkpoint:
         callbacks.append(Checkpoint(args.checkpoint, resume=args.resume))
     if args.max_steps:
         callbacks.append(StopAfter(args.max_steps))
-    if args.time_budget:
-        callbacks.append(TimeBudget(args.time_budget))
     learn = Learner(model, train_dl, valid_dl, loss_fn, lr=args.lr, opt_fn=torch.optim.Adam,
                     callbacks=callbacks, accelerator=accelerator)
     log(f"{args.name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {len(photos)} photos, "
@@ -277,7 +280,7 @@ def parse_args(argv=None):
                        help="SWAG activation smoothing (see dl_core/perceptual.py)")
     train.add_argument("--temperature", type=float, default=DEFAULT_FEATURES["temperature"], help="of the softmax smoothing")
     train.add_argument("--style-layers", nargs="+")
-    train.add_argument("--content-weight", type=float, default=1.0)
+    train.add_argument("--content-weight", type=float, default=5.0)
     train.add_argument("--style-weight", type=float, help="default: 600 with smoothing, 15 without")
     train.add_argument("--tv-weight", type=float, default=3.0)
     train.add_argument("--style-size", type=int, default=256)
@@ -298,7 +301,7 @@ def parse_args(argv=None):
     train.add_argument("--checkpoint")
     train.add_argument("--resume", action="store_true")
     train.add_argument("--max-steps", type=int, default=0)
-    train.add_argument("--time-budget", type=float, default=0, help="stop training after this many seconds (safety net)")
+    train.add_argument("--time-budget", type=float, default=0, help="train for at most this many seconds (the LR schedule follows the clock)")
     train.add_argument("--push-to-hub", metavar="REPO")
     train.add_argument("--card-note", default="", help="a sentence for the model card's data section")
     evaluate = sub.add_parser("evaluate", help="network vs Gatys on every photo in the folders; prints JSON")
