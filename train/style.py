@@ -63,8 +63,8 @@ def loss_for(model: StyleNet, device: torch.device | str = "cpu") -> StyleLoss:
 class LossTermsLog(Callback):
     """Mean content and style loss of each epoch's training batches, for the Recorder's history."""
 
-    def __init__(self, loss: StyleLoss):
-        self.loss, self.sums, self.count = loss, [0.0, 0.0], 0
+    def __init__(self):
+        self.sums, self.count = [0.0, 0.0], 0
 
     def before_epoch(self, learn) -> None:
         self.sums, self.count = [0.0, 0.0], 0
@@ -113,7 +113,7 @@ def train_network(args, log=print) -> tuple[StyleNet, list[dict], float]:
     # With --time-budget the 1cycle schedule runs on whichever ends first, the planned batches or the time.
     budget = WallClockBudget(args.time_budget) if args.time_budget else None
     lr_schedule = budget.schedule(one_cycle(args.lr)) if budget else one_cycle(args.lr)
-    callbacks = [Recorder(), ProgressBar(), GradientClip(args.clip), ParamSchedule(lr=lr_schedule), LossTermsLog(loss)]
+    callbacks = [Recorder(), ProgressBar(), GradientClip(args.clip), ParamSchedule(lr=lr_schedule), LossTermsLog()]
     if budget:
         callbacks.append(budget)
     if args.checkpoint:
@@ -143,11 +143,6 @@ def collate_pairs(photos: list[torch.Tensor]) -> tuple[tuple[torch.Tensor], torc
     return (batch,), batch
 
 
-@torch.no_grad()
-def stylise(model: StyleNet, image: torch.Tensor) -> torch.Tensor:
-    return model(image)
-
-
 def evaluate_against_gatys(model: StyleNet, paths: list[Path], size: int = 256, gatys_steps: int = 300,
                            lr: float = 0.02) -> dict:
     """Network vs `gatys_steps` of pixel optimisation, same loss, each photo fitted within `size` px (on the GPU
@@ -160,7 +155,7 @@ def evaluate_against_gatys(model: StyleNet, paths: list[Path], size: int = 256, 
         photo = to_tensor(fit_within(Image.open(path).convert("RGB"), size))[None].to(device)
         target = loss.content_targets(photo)
         with torch.no_grad():
-            net = loss(stylise(model, photo), target)
+            net = loss(model(photo), target)
         gatys = run_pixels(loss, photo, steps=gatys_steps, lr=lr)
         rows.append((float(net.content), float(net.style), gatys.content, gatys.style))
     n = len(rows)
