@@ -200,3 +200,24 @@ def _python_env() -> dict:
 def test_to_tensor_and_back_is_lossless():
     image = Image.new("RGB", (7, 5), (10, 200, 30))
     assert list(to_image(to_tensor(image)).getdata()) == list(image.getdata())
+
+
+@pytest.mark.parametrize("name, painting", [("starry_night", "starry_night.jpg"), ("woman_with_hat_matisse", "woman-with-hat-matisse.jpg")])
+def test_bundled_networks_store_their_paintings_gram_matrices(name, painting):
+    """The Gram matrices shipped with a network are the painting's, in the network's own loss (fp16-stored)."""
+    from conftest import needs_shared
+
+    sys.path.insert(0, str(REPO_ROOT / "train"))
+    from style import load_style_image
+
+    path = needs_shared("style", painting)
+    folder = REPO_ROOT / "weights" / f"style-{name}"
+    if not (folder / "model.safetensors").exists():
+        pytest.fail(f"the bundled weights {folder} are missing: run train/style_all.sh")
+    model = load_model(StyleNet, folder)
+    settings = model.config.loss
+    extractor = FeatureExtractor(settings["backbone"], smoothing=settings["smoothing"], temperature=settings["temperature"])
+    stored = model.get_style_grams()
+    fresh = style_grams(extractor, load_style_image(path, 256), list(stored))
+    for layer, gram in stored.items():
+        assert torch.allclose(gram, fresh[layer], rtol=2e-2, atol=1e-5), layer
