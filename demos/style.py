@@ -13,6 +13,7 @@ from typing import Iterator
 import gradio as gr
 
 from demos.common import ImageFile, LazyModel, ModelUnavailable
+from dl_core.perceptual import GRAM_LAYERS
 
 ID = "style"
 TITLE = "Lessons 13–14 · Style transfer"
@@ -30,7 +31,7 @@ STYLES = {  # display name -> weight folder name (weights/style-<name>, or HUB_R
     "The Shipwreck (Turner)": "shipwreck",
     "Woman with a Hat (Matisse)": "woman_with_hat_matisse",
 }
-LAYERS = ("stem", "block0", "block2", "block4", "block7", "block10")  # style layers a user may pick (Grams stored)
+LAYERS = GRAM_LAYERS  # style layers a user may pick: the bundled networks store their Gram matrices
 RECONSTRUCT_LAYERS = ("stem", "block2", "block4", "block7", "block10", "block15")
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 

@@ -34,6 +34,9 @@ from torch import nn
 # Taps of EfficientNet-Lite0 (name -> index of the block whose output we read; -1 = the stem).
 # Strides 2, 2, 4, 8, 16, 16, 32; channels 32, 16, 24, 40, 80, 112, 320.
 EFFICIENTNET_TAPS = {"stem": -1, "block0": 0, "block2": 2, "block4": 4, "block7": 7, "block10": 10, "block15": 15}
+# The EfficientNet layers whose style Gram matrices a trained style network stores (train/style.py), and so the
+# style layers the app lets a user pick for a bundled painting.
+GRAM_LAYERS = ("stem", "block0", "block2", "block4", "block7", "block10")
 # Taps of torchvision's VGG16 (after the ReLU of conv1_2, 2_2, 3_3, 4_3, 5_3: Johnson et al.'s layers).
 VGG16_TAPS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22, "relu5_3": 29}
 
@@ -112,7 +115,6 @@ class FeatureExtractor(nn.Module):
         self.net = net.eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        self.layer_names = tuple(self.taps)
 
     def train(self, mode: bool = True):
         return super().train(False)  # always eval: batch-norm statistics are ImageNet's, never the batch's

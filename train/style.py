@@ -36,14 +36,12 @@ from dl_core.data.photos import EpochSampler, RandomCrops, fit_within, list_imag
 from dl_core.gatys import run_pixels  # noqa: E402
 from dl_core.learner import Callback, Learner, make_accelerator  # noqa: E402
 from dl_core.models.style_net import StyleNet, StyleNetConfig  # noqa: E402
-from dl_core.perceptual import DEFAULT_FEATURES, FeatureExtractor, StyleLoss, build_loss, loss_settings, style_grams  # noqa: E402
+from dl_core.perceptual import DEFAULT_FEATURES, GRAM_LAYERS, FeatureExtractor, StyleLoss, build_loss, loss_settings, style_grams  # noqa: E402
 from dl_core.schedules import one_cycle  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 DEFAULT_CONTENT = [SHARED / "detection" / "raccoon" / "images", SHARED / "superres" / "CBSD68"]
 DEFAULT_HELDOUT = [SHARED / "superres" / "CSet5", SHARED / "superres" / "CSet14"]
-# Layers whose style Gram matrices are stored with the weights: every layer the app lets a user pick.
-GRAM_LAYERS = ("stem", "block0", "block2", "block4", "block7", "block10")
 
 
 def load_style_image(path: str | Path, size: int) -> torch.Tensor:
