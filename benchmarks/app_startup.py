@@ -65,6 +65,9 @@ def measure(args: list[str], translate: bool) -> tuple[float, float]:
             Image.new("RGB", (640, 480), (90, 120, 150)).save(photo)
             client = Client(f"http://127.0.0.1:{port}/", verbose=False)
             client.predict("Je suis content de te voir.", 5, "", api_name="/translate")
+            review = "A wonderful film. The acting is superb and the story is moving. " * 20
+            client.predict(review, api_name="/classify")
+            client.predict(review, 20, 0.8, 40, 0, api_name="/continue_text")
             client.predict(handle_file(str(photo)), 0.3, 0.45, True, "4×4", api_name="/detect")
             for style in ("Starry Night (Van Gogh)", "The Scream (Munch)", "The Shipwreck (Turner)", "Woman with a Hat (Matisse)"):
                 client.predict(handle_file(str(photo)), style, 512, api_name="/stylise")

@@ -4,8 +4,8 @@
     text = analyzer.prepare("A wonderful, moving film.")
     analyzer.classify(text)        # {"negative": 0.03, "positive": 0.97}
     analyzer.attribute(text)       # one score per token: > 0 pushed towards positive
-    analyzer.next_words(text, 10)  # the LM's top-10 next tokens with probabilities
-    analyzer.generate(text, 20, temperature=0.8, top_k=40, seed=0)
+    analyzer.next_words("A wonderful", 10)  # the LM's top-10 next words with probabilities
+    analyzer.generate("A wonderful", 20, temperature=0.8, top_k=40, seed=0)
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from dl_core.models.awd_lstm import LanguageModel, TextClassifier, concat_pool
-from dl_core.text import RULE_TOKENS, Vocab, detokenize_with_rules, tokenize_with_rules
+from dl_core.text import RULE_TOKENS, TK_MAJ, TK_UP, Vocab, detokenize_with_rules, tokenize_with_rules
 
 
 @dataclass
@@ -28,6 +28,10 @@ class PreparedText:
     @property
     def n_unknown(self) -> int:
         return sum(i == Vocab.unk_id for i in self.ids)
+
+    def head(self, n: int) -> "PreparedText":
+        """The first n tokens (e.g. to attribute only the start of a very long text)."""
+        return PreparedText(self.tokens[:n], self.ids[:n], self.original_tokens[:n], self.n_cut + max(0, len(self.ids) - n))
 
 
 @dataclass
@@ -85,20 +89,40 @@ class SentimentAnalyzer:
         return scores.tolist()
 
     @torch.no_grad()
-    def next_words(self, text: str, k: int = 10) -> list[tuple[str, float]]:
-        """The LM's k most likely next tokens after `text`, with probabilities."""
+    def next_words(self, text: str, k: int = 10, fold_case: bool = True) -> list[tuple[str, float]]:
+        """The LM's k most likely next tokens after `text`, with probabilities.
+
+        With `fold_case` the case markers are folded into the word they announce, p("The") = p(xxmaj) x
+        p(the | text, xxmaj), so after a full stop the list shows likely words rather than one 97% `xxmaj`.
+        One forward pass: the batch [text + xxmaj, text + xxup] gives both the next-token distribution
+        (second-last position) and the word after each marker (last position)."""
         lm = self._need_lm()
-        ids = [Vocab.bos_id] + self.lm_vocab.encode(tokenize_with_rules(text))[-(self.classifier.config.max_len - 1) :]
-        probs = lm.next_token_log_probs(ids).exp()
-        top = probs.topk(k)
-        return [(self.lm_vocab.itos[i], float(p)) for p, i in zip(top.values, top.indices)]
+        ids = self._lm_ids(text)
+        if not fold_case:
+            probs = lm.next_token_log_probs(ids).exp()
+            top = probs.topk(min(k, probs.numel()))
+            return [(self.lm_vocab.itos[i], float(p)) for p, i in zip(top.values, top.indices)]
+        maj, up = self.lm_vocab.encode([TK_MAJ, TK_UP])
+        outputs, _ = lm.encoder(torch.tensor([ids + [maj], ids + [up]], device=lm.decoder.weight.device))  # (2, T+1, E)
+        probs = F.softmax(lm.decoder(outputs[:, -2:]).float(), dim=-1)  # (2, 2, V)
+        plain, after = probs[0, 0], {maj: probs[0, 1], up: probs[1, 1]}
+        words: dict[str, float] = {}
+        for marker_id, spell in ((None, str), (maj, lambda w: w[:1].upper() + w[1:]), (up, str.upper)):
+            dist, weight = (plain, 1.0) if marker_id is None else (after[marker_id], float(plain[marker_id]))
+            top = dist.topk(min(k + len(RULE_TOKENS), dist.numel()))
+            for p, i in zip(top.values.tolist(), top.indices.tolist()):
+                token = self.lm_vocab.itos[i]
+                if token in (TK_MAJ, TK_UP) or (marker_id is not None and token in RULE_TOKENS):
+                    continue
+                words[spell(token)] = words.get(spell(token), 0.0) + weight * p
+        return sorted(words.items(), key=lambda item: -item[1])[:k]
 
     @torch.no_grad()
     def generate(self, text: str, n_words: int = 20, temperature: float = 0.8, top_k: int = 40,
                  seed: int | None = None) -> Generation:
         """Continue `text` with `n_words` words (rule tokens such as xxmaj do not count as words)."""
         lm = self._need_lm()
-        ids = [Vocab.bos_id] + self.lm_vocab.encode(tokenize_with_rules(text))[-(self.classifier.config.max_len - 1) :]
+        ids = self._lm_ids(text)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         tokens: list[str] = []
         # generate() samples a fixed count; markers make words need a few more tokens, so ask in rounds
@@ -108,6 +132,9 @@ class SentimentAnalyzer:
             ids += new
             tokens += [self.lm_vocab.itos[i] for i in new]
         return Generation(tokens, detokenize_with_rules(tokens))
+
+    def _lm_ids(self, text: str) -> list[int]:
+        return [Vocab.bos_id] + self.lm_vocab.encode(tokenize_with_rules(text))[-(self.classifier.config.max_len - 1) :]
 
     def _need_lm(self) -> LanguageModel:
         if self.lm is None:

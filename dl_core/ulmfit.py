@@ -14,13 +14,14 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from dl_core.learner import Callback, Learner
-from dl_core.schedules import Schedule
+from dl_core.schedules import Schedule, phases, slanted_triangular
 
 
 class ResetState(Callback):
@@ -93,6 +94,36 @@ def discriminative_optimizer(groups: Sequence[Sequence[nn.Parameter]], decay: fl
 def stage_schedule(stage_lrs: Sequence[float], stage_fractions: Sequence[float], schedule_fn) -> Schedule:
     """The lesson's sequence of fits as one schedule: stage i runs `schedule_fn(stage_lrs[i])` (e.g. a
     slanted triangle) over its share `stage_fractions[i]` of training."""
-    from dl_core.schedules import phases
-
     return phases([(frac, schedule_fn(lr)) for lr, frac in zip(stage_lrs, stage_fractions)])
+
+
+@dataclass
+class UnfreezingRecipe:
+    """ULMFiT's classifier fine-tuning, as train/sentiment.py runs it and the sentiment tab plots it."""
+
+    stages: list[tuple[float, int]]  # (start progress, number of top groups trained), for GradualUnfreezing
+    stage_lrs: list[float]  # peak LR of each stage's slanted triangle (for the top group)
+    schedule: Schedule  # the top group's LR over training progress 0..1
+    decay: float  # discriminative LRs: each group down trains `decay` x slower
+
+    def group_lrs(self, progress: float, n_groups: int) -> list[float]:
+        """Each group's LR at `progress` (bottom group first), 0 while the group is frozen."""
+        trained = [n for start, n in self.stages if start <= progress][-1]
+        lr = self.schedule(progress)
+        return [lr * self.decay ** -(n_groups - 1 - i) if i >= n_groups - trained else 0.0 for i in range(n_groups)]
+
+    def describe(self) -> str:
+        f = self.stages[1][0]
+        return (f"Gradual unfreezing: head only for the first {f:.0%} of training, then + the top LSTM, + the next, then "
+                f"everything for the last {1 - 3 * f:.0%}; each stage a slanted triangular LR peaking at "
+                f"{', '.join(f'{lr:.2g}' for lr in self.stage_lrs)}; discriminative LRs /{self.decay} per layer group down.")
+
+
+def unfreezing_recipe(n_groups: int, lr: float = 1e-2, fraction: float = 0.1, decay: float = 2.6) -> UnfreezingRecipe:
+    """Head alone for `fraction` of training, then + the top LSTM, + the next, then all `n_groups`; the lesson
+    lowers the peak LR as more layers unfreeze, and each stage is its own slanted triangle."""
+    stage_lrs = [lr, lr / 2, lr / 4, lr / 20]
+    schedule = stage_schedule(stage_lrs, [fraction, fraction, fraction, 1 - 3 * fraction],
+                              lambda peak: slanted_triangular(peak, div=10))
+    stages = [(0.0, 1), (fraction, 2), (2 * fraction, 3), (3 * fraction, n_groups)]
+    return UnfreezingRecipe(stages, stage_lrs, schedule, decay)

@@ -70,16 +70,16 @@ def needs_shared(*parts: str) -> Path:
     return path
 
 
-def fresh_model(monkeypatch, demo, folder=None):
-    """Give a demo module a new, unloaded LazyModel reading `folder` (default: its bundled weights)."""
+def fresh_model(monkeypatch, demo, folder=None, attr="MODEL"):
+    """Give a demo module a new, unloaded LazyModel (`demo.<attr>`) reading `folder` (default: its bundled weights)."""
     from demos.common import LazyModel
 
-    old = demo.MODEL
-    env = f"HUB_REPO_{old.name.upper()}"
+    old = getattr(demo, attr)
+    env = f"HUB_REPO_{old.name.upper().replace('-', '_')}"
     if folder is None:
         if not (REPO_ROOT / "weights" / old.name / "model.safetensors").exists():
             pytest.fail(f"the bundled weights weights/{old.name} are missing: train them (see the README)")
         monkeypatch.delenv(env, raising=False)
     else:
         monkeypatch.setenv(env, str(folder))
-    monkeypatch.setattr(demo, "MODEL", LazyModel(old.name, old.loader, old.train_command))
+    monkeypatch.setattr(demo, attr, LazyModel(old.name, old.loader, old.train_command))

@@ -16,7 +16,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 
 @pytest.fixture(scope="module")
 def app_url():
-    for name in ("translation", "detection", "style-starry_night", "style-the_scream"):
+    for name in ("translation", "detection", "style-starry_night", "style-the_scream", "sentiment", "sentiment-lm"):
         if not (REPO_ROOT / "weights" / name / "model.safetensors").exists():
             pytest.fail(f"the bundled weights weights/{name} are missing")
     import app as app_module
@@ -40,11 +40,15 @@ def page():
         browser.close()
 
 
+def _open_tab(page, app_url, tab_id: str) -> None:
+    page.goto(app_url)
+    page.locator(f"#tab-{tab_id}-button").click()
+
+
 def test_translate_in_the_browser_shows_translation_and_heat_map(app_url, page):
     from playwright.sync_api import expect
 
-    page.goto(app_url)
-    page.locator("#tab-translation-button").click()
+    _open_tab(page, app_url, "translation")
     page.locator("#translation-input textarea").fill("Je ne sais pas pourquoi il est parti.")
     page.locator("#translation-button").click()
     greedy = page.locator("#translation-greedy textarea")
@@ -58,12 +62,27 @@ def test_translate_in_the_browser_shows_translation_and_heat_map(app_url, page):
 def test_bad_input_in_the_browser_shows_a_message_not_an_error(app_url, page):
     from playwright.sync_api import expect
 
-    page.goto(app_url)
-    page.locator("#tab-translation-button").click()
+    _open_tab(page, app_url, "translation")
     page.locator("#translation-input textarea").fill("   ")
     page.locator("#translation-button").click()
     expect(page.locator("#translation-notes")).to_contain_text("Type a French sentence", timeout=30_000)
     assert page.locator(".toast-body.error").count() == 0
+
+
+def test_sentiment_classifies_a_review_and_continues_it(app_url, page):
+    from playwright.sync_api import expect
+
+    _open_tab(page, app_url, "sentiment")
+    page.locator("#sentiment-input textarea").fill("A wonderful film! The acting is superb and the story is moving.")
+    page.locator("#sentiment-button").click()
+    expect(page.locator("#sentiment-label")).to_contain_text("positive", timeout=60_000)
+    expect(page.locator("#sentiment-attribution-text")).to_contain_text("wonderful", timeout=30_000)
+    expect(page.locator("#sentiment-tokens")).to_contain_text("xxmaj", timeout=30_000)
+    expect(page.locator("#sentiment-next")).not_to_be_empty(timeout=60_000)
+    expect(page.locator("#sentiment-continuation")).to_contain_text("moving", timeout=60_000)  # the prompt's end, then new words
+    assert page.locator(".toast-body.error").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "sentiment-tab.png"), full_page=True)
 
 
 def test_detection_upload_shows_labelled_boxes(app_url, page):
@@ -72,8 +91,7 @@ def test_detection_upload_shows_labelled_boxes(app_url, page):
     from conftest import needs_shared
 
     photo = needs_shared("detection", "raccoon", "images", "raccoon-146.jpg")
-    page.goto(app_url)
-    page.locator("#tab-detection-button").click()
+    _open_tab(page, app_url, "detection")
     page.locator("#detection-input input[type=file]").set_input_files(str(photo))
     page.locator("#detection-button").click()
     expect(page.locator("#detection-ssd")).to_contain_text("raccoon", timeout=60_000)
@@ -98,8 +116,7 @@ def _photo_file(tmp_path_factory) -> str:
 def test_style_upload_pick_a_style_and_see_it_stylised(app_url, page, tmp_path_factory):
     from playwright.sync_api import expect
 
-    page.goto(app_url)
-    page.locator("#tab-style-button").click()
+    _open_tab(page, app_url, "style")
     page.locator("#style-photo input[type=file]").set_input_files(_photo_file(tmp_path_factory))
     page.locator("#style-choice").get_by_text("The Scream (Munch)").click()
     page.locator("#style-instant-button").click()
@@ -112,8 +129,7 @@ def test_style_upload_pick_a_style_and_see_it_stylised(app_url, page, tmp_path_f
 def test_style_live_streams_to_the_end(app_url, page, tmp_path_factory):
     from playwright.sync_api import expect
 
-    page.goto(app_url)
-    page.locator("#tab-style-button").click()
+    _open_tab(page, app_url, "style")
     page.locator("#style-photo input[type=file]").set_input_files(_photo_file(tmp_path_factory))
     page.get_by_role("tab", name="Live (lesson 13)").click()
     page.locator("#style-live-button").click()

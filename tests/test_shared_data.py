@@ -62,3 +62,34 @@ def test_bundled_detection_weights_meet_the_map_bar():
     assert scores["map50"] >= 0.6, scores
     recorded = json.loads((REPO_ROOT / "weights" / "detection" / "metrics.json").read_text())["focal"]["raccoon_test"]
     assert scores["map50"] == pytest.approx(recorded["map50"], abs=0.01)
+
+
+def test_bundled_sentiment_folders_are_complete_and_within_budget():
+    total = 0
+    for name in ("sentiment", "sentiment-lm"):
+        files = {p.name: p.stat().st_size for p in (REPO_ROOT / "weights" / name).iterdir()}
+        assert {"model.safetensors", "config.json", "README.md", "metrics.json"} <= files.keys()
+        total += sum(files.values())
+    assert total <= 40 * 1024**2  # issue 5: LM + classifier together
+
+
+def test_bundled_sentiment_classifier_reproduces_its_recorded_accuracy():
+    rt = needs_shared("sentiment", "rt-polarity.pos")
+    imdb = needs_shared("sentiment", "aclImdb_v1.tar.gz")
+    from dl_core.data.sentiment import load_tokenized
+    from dl_core.hub import load_model
+    from dl_core.models.awd_lstm import TextClassifier
+    from train.sentiment import accuracy_on
+
+    folder = REPO_ROOT / "weights" / "sentiment"
+    model = load_model(TextClassifier, folder)
+    recorded = json.loads((folder / "metrics.json").read_text())
+    # rt-polarity's held-out 10% (the split `evaluate` scores): the recorded zero-shot number, to a text or two
+    rt_heldout = load_tokenized(rt, cache_dir=None, workers=0, progress=False, seed=42).parts["heldout"]
+    rt_recorded = next(m for name, m in recorded["extra"].items() if "rt" in name)
+    rt_result = accuracy_on(model, rt_heldout)
+    assert rt_result["n"] == rt_recorded["n"] and rt_result["accuracy"] == pytest.approx(rt_recorded["accuracy"], abs=0.0021)
+    # IMDB test: a seeded 1,000 of the 25,000 (the whole set takes ~4 minutes here), within sampling error
+    test = load_tokenized(imdb, cache_dir=REPO_ROOT / "data" / "cache", progress=False, seed=42).parts["heldout"].sample(1000, 0)
+    result = accuracy_on(model, test)
+    assert result["n"] == 1000 and result["accuracy"] == pytest.approx(recorded["heldout"]["accuracy"], abs=0.03), result

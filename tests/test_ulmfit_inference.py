@@ -63,3 +63,20 @@ def test_classify_returns_a_distribution_over_the_classes():
     a = analyzer()
     probs = a.classify(a.prepare("great film"))
     assert set(probs) == {"negative", "positive"} and abs(sum(probs.values()) - 1) < 1e-6
+
+
+def test_next_words_fold_the_case_markers_into_the_word():
+    a = analyzer()
+    vocab = a.lm_vocab
+    ids = [vocab.bos_id] + vocab.encode(tokenize_with_rules("The film was great ."))
+    plain = a.lm.next_token_log_probs(ids).exp()
+    after_maj = a.lm.next_token_log_probs(ids + vocab.encode(["xxmaj"])).exp()
+    after_up = a.lm.next_token_log_probs(ids + vocab.encode(["xxup"])).exp()
+    the, maj, up = vocab.encode(["the", "xxmaj", "xxup"])
+    words = dict(a.next_words("The film was great .", k=200))
+    assert "xxmaj" not in words and "xxup" not in words
+    assert abs(words["the"] - float(plain[the])) < 1e-5
+    assert abs(words["The"] - float(plain[maj] * after_maj[the])) < 1e-5
+    assert abs(words["THE"] - float(plain[up] * after_up[the])) < 1e-5
+    raw = dict(a.next_words("The film was great .", k=200, fold_case=False))
+    assert abs(sum(raw.values()) - 1) < 1e-4 and "xxmaj" in raw

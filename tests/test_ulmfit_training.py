@@ -162,6 +162,24 @@ def test_classifier_script_learns_a_separable_task_with_and_without_an_lm(tmp_pa
     assert result["accuracy"] == json.loads((tmp_path / "clf" / "metrics.json").read_text())["heldout"]["accuracy"]
 
 
+def test_a_trained_classifier_transfers_to_new_data(tmp_path):
+    """--init-classifier starts from a whole classifier (as rt-polarity starts from the IMDB one)."""
+    from train.sentiment import main
+
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--workers", "0"]
+    main(["train", "--data", str(separable_csv(tmp_path / "a.csv", seed=0)), *cache, "--from-scratch", "--out",
+          str(tmp_path / "first"), "--bs", "16", "--epochs", "12", "--valid-fraction", "0.1", "--drop-mult", "0.1",
+          "--min-freq", "1", "--emb-dim", "32", "--hidden-dim", "32", "--n-layers", "2", "--lr", "1e-2"])
+    other_data = str(separable_csv(tmp_path / "b.csv", seed=1))
+    # a near-zero LR for one epoch: whatever it scores on the new texts, it brought with it
+    main(["train", "--data", other_data, *cache, "--init-classifier", str(tmp_path / "first"), "--out", str(tmp_path / "moved"),
+          "--bs", "16", "--epochs", "1", "--lr", "1e-6", "--valid-fraction", "0.1"])
+    metrics = json.loads((tmp_path / "moved" / "metrics.json").read_text())
+    assert metrics["heldout"]["accuracy"] >= 0.9 and "the classifier" in metrics["facts"]["init"]
+    with pytest.raises(SystemExit, match="contradict"):
+        main(["train", "--data", other_data, *cache, "--init-classifier", str(tmp_path / "first"), "--from-scratch", "--out", ""])
+
+
 def test_scripts_run_under_bf16_mixed_precision(tmp_path):
     """The GPU pipeline's `--mixed-precision bf16` path, here through CPU autocast: a few steps of each stage."""
     from accelerate.state import AcceleratorState

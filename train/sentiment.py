@@ -5,6 +5,9 @@
     # the same classifier with no LM pretraining (random encoder, the LM's vocabulary), to measure what pretraining buys
     python train/sentiment.py train --data ../shared/data/sentiment/aclImdb_v1.tar.gz --lm weights/sentiment-lm \\
         --from-scratch --out runs/sentiment-scratch
+    # transfer the whole IMDB classifier (encoder and head) to short rt-polarity snippets
+    python train/sentiment.py train --data ../shared/data/sentiment/rt-polarity.pos --init-classifier weights/sentiment \\
+        --epochs 16 --out runs/sentiment-rt
     python train/sentiment.py evaluate --weights weights/sentiment --data ../shared/data/sentiment/aclImdb_v1.tar.gz
     python train/sentiment.py evaluate --weights weights/sentiment --data ../shared/data/sentiment/rt-polarity.pos
 
@@ -45,7 +48,7 @@ from dl_core.models.awd_lstm import AWDLSTMConfig, ClassifierConfig, LanguageMod
 from dl_core.schedules import slanted_triangular  # noqa: E402
 from dl_core.text import RULE_TOKENS, TokenizedCorpus, Vocab  # noqa: E402
 from dl_core.callbacks import WallClockBudget  # noqa: E402
-from dl_core.ulmfit import GradualUnfreezing, discriminative_optimizer, stage_schedule  # noqa: E402
+from dl_core.ulmfit import GradualUnfreezing, discriminative_optimizer, unfreezing_recipe  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "sentiment" / "aclImdb_v1.tar.gz"
 
@@ -92,8 +95,11 @@ def build(args, accelerator):
     fit_idx, valid_idx = seeded_split(np.flatnonzero(train.labels >= 0).tolist(), args.valid_fraction, args.seed)
     if not valid_idx:
         fit_idx, valid_idx = fit_idx[1:], fit_idx[:1]
-    lm = hub.load_model(LanguageModel, args.lm) if args.lm else None
-    if lm is not None:
+    lm = hub.load_model(LanguageModel, args.lm) if args.lm and not args.init_classifier else None
+    start = hub.load_model(TextClassifier, args.init_classifier) if args.init_classifier else None
+    if start is not None:
+        vocab = Vocab(start.config.encoder.vocab)
+    elif lm is not None:
         vocab = Vocab(lm.config.vocab)
     else:  # no LM at all: a vocabulary from the classifier's own training texts
         vocab = Vocab.from_counts(train.corpus.subset(fit_idx).counts(), max_size=args.max_vocab, min_freq=args.min_freq,
@@ -101,7 +107,11 @@ def build(args, accelerator):
     dropouts = {k: getattr(args, k) * args.drop_mult for k in ("embed_p", "input_p", "weight_p", "hidden_p")}
     settings = dict(classes=list(CLASSES), head_hidden=args.head_hidden, max_len=args.max_len,
                     head_p=(args.head_p[0] * args.drop_mult, args.head_p[1] * args.drop_mult))
-    if lm is not None and not args.from_scratch:
+    if start is not None:  # transfer a whole classifier (e.g. IMDB's) to new data: its head already knows sentiment
+        model = start.train()
+        model.encoder.set_dropouts(model.config.encoder, **dropouts)
+        init = f"the classifier {args.init_classifier} (encoder and head)"
+    elif lm is not None and not args.from_scratch:
         model = TextClassifier.from_language_model(lm, **settings)
         model.encoder.set_dropouts(model.config.encoder, **dropouts)
         init = f"the encoder of the language model {args.lm}"
@@ -189,6 +199,8 @@ AdamW (betas 0.8/0.99, weight decay {args.wd}), batch {args.bs}, texts cut at {a
 
 
 def cmd_train(args) -> None:
+    if args.init_classifier and args.from_scratch:
+        raise SystemExit("--init-classifier and --from-scratch contradict each other: pick one")
     accelerator = make_accelerator(args.mixed_precision)
     set_seed(args.seed)
     torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside autocast may use TF32 tensor cores
@@ -201,14 +213,8 @@ def cmd_train(args) -> None:
         stages, decay = [(0.0, len(groups))], 1.0
         recipe = f"From scratch: every layer trained from the start, one slanted triangular LR (max {args.lr})."
     else:
-        f = args.unfreeze_fraction
-        stages = [(0.0, 1), (f, 2), (2 * f, 3), (3 * f, len(groups))]  # head; + top LSTM; + next LSTM; everything
-        stage_lrs = [args.lr, args.lr / 2, args.lr / 4, args.lr / 20]  # the lesson lowers the LR as more unfreezes
-        schedule = stage_schedule(stage_lrs, [f, f, f, 1 - 3 * f], lambda lr: slanted_triangular(lr, div=10))
-        decay = args.lr_decay
-        recipe = (f"Gradual unfreezing: head only for the first {f:.0%} of training, then + the top LSTM, + the next, then "
-                  f"everything for the last {1 - 3 * f:.0%}; each stage a slanted triangular LR peaking at "
-                  f"{', '.join(f'{lr:.2g}' for lr in stage_lrs)}; discriminative LRs /{decay} per layer group down.")
+        plan = unfreezing_recipe(len(groups), args.lr, args.unfreeze_fraction, args.lr_decay)
+        schedule, stages, decay, recipe = plan.schedule, plan.stages, plan.decay, plan.describe()
     callbacks = [
         Recorder(), ProgressBar(), GradientClip(args.clip), ValidAccuracy(),
         ParamSchedule(lr=budget.schedule(schedule) if budget else schedule),
@@ -281,6 +287,8 @@ def parse_args(argv=None):
     train = sub.add_parser("train", help="train, evaluate, save (and push) the classifier")
     data_args(train)
     train.add_argument("--lm", help="weight folder of the fine-tuned LM (train/lm.py): its encoder and vocabulary")
+    train.add_argument("--init-classifier", metavar="DIR",
+                       help="start from this trained classifier (encoder and head; e.g. the IMDB one, to fine-tune it on rt-polarity)")
     train.add_argument("--from-scratch", action="store_true",
                        help="random encoder (the LM's vocabulary and sizes if --lm is given): the no-pretraining baseline")
     train.add_argument("--valid-fraction", type=float, default=0.04, help="share of the training texts used for validation")
