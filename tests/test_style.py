@@ -99,12 +99,19 @@ def test_vgg16_taps_without_download():
     assert feats["relu1_2"].shape == (1, 64, 32, 32) and feats["relu3_3"].shape == (1, 256, 8, 8)
 
 
+@pytest.mark.parametrize("channels", [(4, 8, 16), (4, 8, 16, 32)])
 @pytest.mark.parametrize("h, w", [(37, 50), (64, 64), (17, 8)])
-def test_style_net_keeps_any_size_and_range(h, w):
-    net = StyleNet(StyleNetConfig(channels=(4, 8, 16), residual_blocks=1)).eval()
+def test_style_net_keeps_any_size_and_range(h, w, channels):
+    net = StyleNet(StyleNetConfig(channels=channels, residual_blocks=1)).eval()
     with torch.no_grad():
         out = net(torch.rand(2, 3, h, w))
     assert out.shape == (2, 3, h, w) and 0 <= out.min() and out.max() <= 1
+    assert net.scale == 2 ** (len(channels) - 1)
+
+
+def test_style_net_rejects_other_depths():
+    with pytest.raises(ValueError, match="3 or 4 widths"):
+        StyleNet(StyleNetConfig(channels=(4, 8)))
 
 
 def test_style_net_trains_a_few_steps_on_generated_images(extractor):
@@ -189,6 +196,14 @@ def test_train_script_end_to_end_and_evaluate_prints_json_last(tmp_path):
     result = json.loads(evaluate.stdout.strip().splitlines()[-1])
     assert result["n"] == 2 and set(result) >= {"content_loss", "style_loss", "gatys_style_loss", "style_ratio"}
     assert result["style_ratio"] == pytest.approx(result["style_loss"] / result["gatys_style_loss"], rel=0.01)
+    # --init trains on from that network: its sizes (not the default channels) and its weights
+    more = subprocess.run(common + ["train", "--style", str(painting), "--content", str(content), "--heldout", str(heldout),
+                                    "--init", str(out), "--size", "32", "--style-size", "32", "--epochs", "1",
+                                    "--steps-per-epoch", "1", "--bs", "2", "--workers", "0", "--eval-steps", "0",
+                                    "--out", str(tmp_path / "more")],
+                          capture_output=True, text=True, timeout=300, env={**env, **_python_env()})
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert json.loads((tmp_path / "more" / "config.json").read_text())["channels"] == [4, 8, 16]
 
 
 def _python_env() -> dict:

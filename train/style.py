@@ -20,6 +20,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
@@ -92,6 +93,14 @@ def train_network(args, log=print) -> tuple[StyleNet, list[dict], float]:
                             loss=settings, gram_channels={name: int(g.shape[-1]) for name, g in grams.items()})
     model = StyleNet(config)
     model.set_style_grams(grams)
+    if args.init:  # train on from a trained network: its architecture and weights, this run's loss
+        start = hub.load_model(StyleNet, args.init)
+        if start.config.style_name != args.name:
+            raise SystemExit(f"{args.init} was trained on {start.config.style_name!r}, not {args.name!r}")
+        config = StyleNetConfig(**{**asdict(start.config), "loss": settings, "gram_channels": config.gram_channels})
+        model = StyleNet(config)
+        model.load_state_dict(start.state_dict(), strict=True)
+        model.set_style_grams(grams)  # this run's (the same painting and features give the same matrices)
     loss = build_loss(settings, grams, extractor).to(accelerator.device)
 
     photos = list_images(args.content)
@@ -277,7 +286,9 @@ def parse_args(argv=None):
     train.add_argument("--style-weight", type=float, help="default: 600 with smoothing, 15 without")
     train.add_argument("--tv-weight", type=float, default=3.0)
     train.add_argument("--style-size", type=int, default=256)
-    train.add_argument("--channels", type=int, nargs=3, default=[16, 32, 64])
+    train.add_argument("--init", metavar="DIR", help="start from this trained network of the same style (its sizes and weights)")
+    train.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64],
+                       help="widths at full, 1/2, 1/4 resolution; a fourth adds a 1/8 level (residual blocks see twice as far)")
     train.add_argument("--residual-blocks", type=int, default=5)
     train.add_argument("--size", type=int, default=256, help="training crop size")
     train.add_argument("--epochs", type=int, default=10)

@@ -8,6 +8,8 @@ https://distill.pub/2016/deconv-checkerboard/).
 
     photo (B, 3, H, W) in [0, 1] -> 9x9 conv -> 2 strided 3x3 convs (H/4) -> residual blocks
                                  -> 2 x (upsample x2, 3x3 conv) -> 9x9 conv -> stylised (B, 3, H, W) in [0, 1]
+With four `channels` there is a third strided conv (and a third upsampling): the residual blocks work at H/8,
+so they see twice as far, as the stride-16 style layers of EfficientNet-Lite0 (large brush patterns) need.
 
 One network per style: it is trained with the perceptual loss of dl_core.perceptual (train/style.py) and then
 stylises any photo in one forward pass, ~1000x faster than optimising pixels (dl_core.gatys).
@@ -26,7 +28,7 @@ from torch import nn
 
 @dataclass
 class StyleNetConfig:
-    channels: tuple[int, int, int] = (32, 64, 128)  # at full, 1/2 and 1/4 resolution
+    channels: tuple[int, ...] = (32, 64, 128)  # at full, 1/2, 1/4 (and 1/8) resolution: 3 or 4 widths
     residual_blocks: int = 5
     style_name: str = ""  # the painting it was trained on (shown in the app)
     # The perceptual loss it was trained with (dl_core.perceptual.LossWeights fields + the feature network):
@@ -86,16 +88,24 @@ class StyleNet(
         self.style_grams = nn.Module()  # a plain holder: its buffers are saved and strictly loaded with the weights
         for layer, channels in config.gram_channels.items():
             self.style_grams.register_buffer(layer, torch.zeros(1, channels, channels))
-        c1, c2, c3 = config.channels
-        self.encoder = nn.Sequential(ConvLayer(3, c1, 9), ConvLayer(c1, c2, 3, stride=2), ConvLayer(c2, c3, 3, stride=2))
-        self.residuals = nn.Sequential(*[ResidualBlock(c3) for _ in range(config.residual_blocks)])
-        self.decoder = nn.Sequential(UpsampleConv(c3, c2), UpsampleConv(c2, c1), ConvLayer(c1, 3, 9, norm_and_relu=False))
+        widths = tuple(config.channels)
+        if len(widths) not in (3, 4):
+            raise ValueError(f"channels needs 3 or 4 widths, not {widths}")
+        self.scale = 2 ** (len(widths) - 1)  # the encoder's total downsampling
+        down = [ConvLayer(c_in, c_out, 3, stride=2) for c_in, c_out in zip(widths, widths[1:])]
+        up = [UpsampleConv(c_in, c_out) for c_in, c_out in zip(widths[::-1], widths[::-1][1:])]
+        self.encoder = nn.Sequential(ConvLayer(3, widths[0], 9), *down)
+        self.residuals = nn.Sequential(*[ResidualBlock(widths[-1]) for _ in range(config.residual_blocks)])
+        self.decoder = nn.Sequential(*up, ConvLayer(widths[0], 3, 9, norm_and_relu=False))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1]. Any H, W: pads to a multiple of 4, crops back."""
+        """(B, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1]. Any H, W: pads to a multiple of 4 (8), crops back."""
         h, w = images.shape[-2:]
-        pad_h, pad_w = -h % 4, -w % 4  # the two stride-2 convs and two x2 upsamples need H, W divisible by 4
-        x = F.pad(images, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else images
+        # The stride-2 convs and x2 upsamples need H, W divisible by `scale`, and the deepest level's reflection
+        # padding needs at least 2 px there; reflect-padding the image itself needs pads smaller than the image.
+        pad_h, pad_w = max(-h % self.scale, 2 * self.scale - h), max(-w % self.scale, 2 * self.scale - w)
+        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+        x = F.pad(images, (0, pad_w, 0, pad_h), mode=mode) if pad_h or pad_w else images
         x = self.decoder(self.residuals(self.encoder(x * 2 - 1)))  # the network works on [-1, 1]
         return torch.sigmoid(x[..., :h, :w])  # (B, 3, H, W); sigmoid keeps pixels in range with a live gradient
 
