@@ -34,6 +34,11 @@ class ResetState(Callback):
     before_epoch = before_validate = after_validate = _reset
 
 
+def groups_trained_at(stages: Sequence[tuple[float, int]], progress: float) -> int:
+    """How many top groups gradual unfreezing trains at `progress`: the last stage that has started."""
+    return [n for start, n in sorted(stages) if start <= progress][-1]
+
+
 class GradualUnfreezing(Callback):
     """Train only the top groups first, then more: `stages` = [(start progress, number of top groups
     trained), ...], e.g. [(0, 1), (0.1, 2), (0.2, 3), (0.3, 5)]. Progress is learn.progress unless a
@@ -66,8 +71,7 @@ class GradualUnfreezing(Callback):
     def before_batch(self, learn: Learner) -> None:
         if not learn.training:
             return
-        p = self.progress(learn)
-        wanted = [n for start, n in self.stages if start <= p][-1]
+        wanted = groups_trained_at(self.stages, self.progress(learn))
         if wanted != self.n_trainable:
             self.set_trainable(learn, wanted)
 
@@ -108,7 +112,7 @@ class UnfreezingRecipe:
 
     def group_lrs(self, progress: float, n_groups: int) -> list[float]:
         """Each group's LR at `progress` (bottom group first), 0 while the group is frozen."""
-        trained = [n for start, n in self.stages if start <= progress][-1]
+        trained = groups_trained_at(self.stages, progress)
         lr = self.schedule(progress)
         return [lr * self.decay ** -(n_groups - 1 - i) if i >= n_groups - trained else 0.0 for i in range(n_groups)]
 
