@@ -28,11 +28,16 @@ def test_bundled_translation_weights_meet_the_bleu_bar():
     assert scores["bleu"] == pytest.approx(recorded["bleu"], abs=0.05)
 
 
+def complete_folder_size(name: str) -> int:
+    """Bytes in weights/<name>, after checking it holds what a Hub-format folder needs."""
+    files = {p.name: p.stat().st_size for p in (REPO_ROOT / "weights" / name).iterdir()}
+    assert {"model.safetensors", "config.json", "README.md", "metrics.json"} <= files.keys(), name
+    return sum(files.values())
+
+
 @pytest.mark.parametrize("name", ["translation", "detection"])
 def test_bundled_weight_folders_are_complete_and_within_budget(name):
-    files = {p.name: p.stat().st_size for p in (REPO_ROOT / "weights" / name).iterdir()}
-    assert {"model.safetensors", "config.json", "README.md", "metrics.json"} <= files.keys()
-    assert sum(files.values()) <= 25 * 1024**2
+    assert complete_folder_size(name) <= 25 * 1024**2
 
 
 def test_english_detokenisation_round_trips_the_corpus():
@@ -65,12 +70,7 @@ def test_bundled_detection_weights_meet_the_map_bar():
 
 
 def test_bundled_sentiment_folders_are_complete_and_within_budget():
-    total = 0
-    for name in ("sentiment", "sentiment-lm"):
-        files = {p.name: p.stat().st_size for p in (REPO_ROOT / "weights" / name).iterdir()}
-        assert {"model.safetensors", "config.json", "README.md", "metrics.json"} <= files.keys()
-        total += sum(files.values())
-    assert total <= 40 * 1024**2  # issue 5: LM + classifier together
+    assert complete_folder_size("sentiment") + complete_folder_size("sentiment-lm") <= 40 * 1024**2  # LM + classifier
 
 
 def test_bundled_sentiment_classifier_reproduces_its_recorded_accuracy():
