@@ -13,7 +13,7 @@ from typing import Iterator
 import gradio as gr
 
 from demos.common import ImageFile, LazyModel, ModelUnavailable
-from dl_core.perceptual import GRAM_LAYERS
+from dl_core.perceptual import DEFAULT_LAYERS, GRAM_LAYERS, VGG16_TAPS
 
 ID = "style"
 TITLE = "Lessons 13–14 · Style transfer"
@@ -32,6 +32,15 @@ STYLES = {  # display name -> weight folder name (weights/style-<name>, or HUB_R
     "Woman with a Hat (Matisse)": "woman_with_hat_matisse",
 }
 LAYERS = GRAM_LAYERS  # style layers a user may pick: the bundled networks store their Gram matrices
+# The live tab's feature networks: the offline default, or the lessons' VGG16 when the server can download it.
+BACKBONES = {
+    "EfficientNet-Lite0 (bundled, offline)": "efficientnet_lite0",
+    "VGG16 (the lessons'; downloads 528 MB on first use)": "vgg16",
+}
+BACKBONE_LAYERS = {"efficientnet_lite0": LAYERS, "vgg16": tuple(VGG16_TAPS)}
+VGG_NEEDS_PAINTING = ("VGG16 needs the painting itself: a trained style stores only EfficientNet's Gram matrices, and "
+                      "this server has no copy of that painting. Upload it as *Your painting* and pick "
+                      f"'{YOUR_PAINTING}', or use EfficientNet-Lite0.")
 RECONSTRUCT_LAYERS = ("stem", "block2", "block4", "block7", "block10", "block15")
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -70,6 +79,14 @@ def sample_photos() -> list[str]:
     return [str(p) for p in picks if p.exists()]
 
 
+def painting_file(name: str) -> Path | None:
+    """A trained style's painting in ../shared/data, where that folder is present (it is not in the repo)."""
+    for candidate in (SHARED / "style" / f"{name}.jpg", SHARED / "style" / f"{name.replace('_', '-')}.jpg"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 @functools.cache
 def painting_thumbnail(name: str):
     """The painting itself (400 px), to show next to its network, where ../shared/data is present.
@@ -77,12 +94,12 @@ def painting_thumbnail(name: str):
     Returned as an image, not a path: Gradio serves files only from the app's own folders."""
     from PIL import Image
 
-    for candidate in (SHARED / "style" / f"{name}.jpg", SHARED / "style" / f"{name.replace('_', '-')}.jpg"):
-        if candidate.exists():
-            image = Image.open(candidate).convert("RGB")
-            image.thumbnail((400, 400))
-            return image
-    return None
+    path = painting_file(name)
+    if path is None:
+        return None
+    image = Image.open(path).convert("RGB")
+    image.thumbnail((400, 400))
+    return image
 
 
 def _load_photo(source, max_side: int, notes: list[str]):
@@ -158,30 +175,57 @@ class LiveSettings:
     # multipliers of the content and style weights the trained networks used (1, 1: exactly their loss)
     content_strength: float = 1.0
     style_strength: float = 1.0
-    layers: tuple[str, ...] = ("stem", "block2", "block4", "block7", "block10")
+    layers: tuple[str, ...] = DEFAULT_LAYERS["efficientnet_lite0"]["style"]
     size: int = 256
     steps: int = 200
     start: str = "content"
     report_every: int = 10
+    backbone: str = "efficientnet_lite0"  # or "vgg16" (BACKBONES)
     notes: list[str] = field(default_factory=list)
 
 
-def _style_target(style: str, painting, size: int, notes: list[str]) -> tuple[dict, dict]:
-    """(loss settings, the painting's Gram matrices): a trained style's, stored with its network (no painting
-    file needed, and exactly the loss it was trained with), or computed from an uploaded painting."""
+class FeaturesUnavailable(RuntimeError):
+    """The chosen feature network could not be loaded (VGG16 offline): the message says what to do."""
+
+
+def _extractor(settings: dict):
+    try:
+        return extractor_for(settings)
+    except OSError as err:  # URLError, a full disk, a truncated download: the app stays up, the tab explains
+        raise FeaturesUnavailable(
+            f"Could not load {settings['backbone']}'s ImageNet weights ({type(err).__name__}: {err}). VGG16's come "
+            "from torchvision's servers on first use, so this needs internet access once (then they are cached "
+            "in ~/.cache/torch). EfficientNet-Lite0 works offline.") from err
+
+
+def _style_target(style: str, painting, size: int, notes: list[str],
+                  backbone: str = "efficientnet_lite0") -> tuple[dict, dict]:
+    """(loss settings, the painting's Gram matrices).
+
+    EfficientNet-Lite0 and a trained style: the Gram matrices stored with its network (no painting file
+    needed, and exactly the loss it was trained with). An uploaded painting, or VGG16: computed from the
+    painting's pixels (VGG16 with raw features, as in the lessons)."""
     from dl_core.perceptual import DEFAULT_FEATURES, loss_settings, style_grams
 
-    if style == YOUR_PAINTING:
-        if painting is None:
-            raise ValueError("Upload a painting, or pick one of the trained styles.")
-        settings = loss_settings(**DEFAULT_FEATURES)
-        image = _load_photo(painting, size, notes)
-        return settings, style_grams(extractor_for(settings), image, LAYERS)
-    name = STYLES.get(style)
-    if name is None:
+    if style != YOUR_PAINTING and style not in STYLES:
         raise ValueError(f"Unknown style {style!r}.")
-    model = MODELS[name].get()
-    return dict(model.config.loss), model.get_style_grams()
+    if style == YOUR_PAINTING and painting is None:
+        raise ValueError("Upload a painting, or pick one of the trained styles.")
+    if backbone == "efficientnet_lite0" and style != YOUR_PAINTING:
+        model = MODELS[STYLES[style]].get()
+        return dict(model.config.loss), model.get_style_grams()
+    if backbone == "efficientnet_lite0":
+        settings = loss_settings(**DEFAULT_FEATURES)
+    elif backbone == "vgg16":
+        settings = loss_settings(backbone="vgg16")
+        if style != YOUR_PAINTING:
+            painting = painting_file(STYLES[style])
+            if painting is None:
+                raise ValueError(VGG_NEEDS_PAINTING)
+    else:
+        raise ValueError(f"Unknown feature network {backbone!r}: choose one of {', '.join(BACKBONES)}.")
+    image = _load_photo(painting, size, notes)
+    return settings, style_grams(_extractor(settings), image, BACKBONE_LAYERS[backbone])
 
 
 def gram_figure(target: dict, current: dict, layers):
@@ -199,6 +243,15 @@ def gram_figure(target: dict, current: dict, layers):
             ax.set_title(f"{label} · {name} ({grams[name].shape[-1]}²)", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def layer_choices(backbone_name: str) -> tuple[str, ...]:
+    """The style layers a user may tick for a feature network (its display name or its id)."""
+    return BACKBONE_LAYERS[BACKBONES.get(backbone_name, backbone_name)]
+
+
+def default_layers(backbone_name: str) -> tuple[str, ...]:
+    return DEFAULT_LAYERS[BACKBONES.get(backbone_name, backbone_name)]["style"]
 
 
 def _current_grams(extractor, image, layers):
@@ -221,18 +274,21 @@ def live_style_transfer(photo, style: str, painting, settings: LiveSettings) -> 
     from dl_core.perceptual import build_loss
 
     notes = list(settings.notes)
-    layers = tuple(name for name in LAYERS if name in set(settings.layers or ()))
+    chosen = set(settings.layers or ())
+    layers = tuple(name for name in BACKBONE_LAYERS.get(settings.backbone, ()) if name in chosen)
     if not layers and settings.style_strength > 0:
         notes.append("No style layer selected: only the content loss is optimised.")
     size = int(min(max(settings.size, LIVE_SIZES[0]), LIVE_SIZES[1]))
     steps = int(min(max(settings.steps, 1), MAX_STEPS))
+    if settings.backbone == "vgg16":  # the first VGG16 run downloads 528 MB: say so while it happens
+        yield LiveView(gr.skip(), gr.skip(), gr.skip(), "Loading VGG16 (the first time, its ImageNet weights are downloaded: 528 MB)…")
     try:
         content = _load_photo(photo, size, notes)
-        loss_config, grams = _style_target(style, painting, size, notes)
-    except (BadImage, ValueError, ModelUnavailable) as err:
+        loss_config, grams = _style_target(style, painting, size, notes, settings.backbone)
+        extractor = _extractor(loss_config)
+    except (BadImage, ValueError, ModelUnavailable, FeaturesUnavailable) as err:
         yield LiveView(None, None, None, str(err))
         return
-    extractor = extractor_for(loss_config)
     loss = build_loss(loss_config, grams, extractor, content_weight=loss_config["content_weight"] * float(settings.content_strength),
                       style_layers=layers,
                       style_weight=loss_config["style_weight"] * float(settings.style_strength))
@@ -308,7 +364,10 @@ def build() -> None:
                         live_size = gr.Slider(*LIVE_SIZES, value=256, step=16, label="image size (px, capped)")
                         steps = gr.Slider(10, MAX_STEPS, value=200, step=10, label="steps")
                     with gr.Row():
-                        layers = gr.CheckboxGroup(list(LAYERS), value=list(LiveSettings().layers), label="style layers")
+                        backbone = gr.Radio(list(BACKBONES), value=next(iter(BACKBONES)), label="feature network",
+                                            elem_id="style-backbone")
+                        layers = gr.CheckboxGroup(list(LAYERS), value=list(LiveSettings().layers), label="style layers",
+                                                  elem_id="style-layers")
                         start = gr.Radio(["content", "noise"], value="content", label="start from")
                     with gr.Row():
                         live_button = gr.Button("Start", variant="primary", elem_id="style-live-button")
@@ -331,17 +390,22 @@ def build() -> None:
     def run_instant(photo_path, style_name, out_size):
         return stylise_photo(photo_path, style_name, out_size).as_tuple()
 
-    def run_live(photo_path, style_name, painting_path_, cw, strength, chosen, px, n, start_from):
+    def run_live(photo_path, style_name, painting_path_, cw, strength, chosen, px, n, start_from, backbone_name):
         settings = LiveSettings(content_strength=cw, style_strength=strength, layers=tuple(chosen or ()), size=int(px),
-                                steps=int(n), start=start_from)
+                                steps=int(n), start=start_from, backbone=BACKBONES.get(backbone_name, backbone_name))
         for view in live_style_transfer(photo_path, style_name, painting_path_, settings):
             yield view.as_tuple()
+
+    def layers_for(backbone_name):
+        return gr.CheckboxGroup(choices=list(layer_choices(backbone_name)), value=list(default_layers(backbone_name)))
 
     instant_button.click(run_instant, [photo, style, size], [instant_image, painting_view, instant_notes],
                          api_name="stylise", concurrency_id="cpu")
     # Gatys runs for seconds to a minute: its own queue of one, so it never holds up the instant network
     # (which shares the "cpu" pool with the other tabs); a second live run waits its turn.
-    live = live_button.click(run_live, [photo, style, painting, content_strength, style_strength, layers, live_size, steps, start],
+    backbone.change(layers_for, backbone, layers, api_visibility="private")
+    live = live_button.click(run_live, [photo, style, painting, content_strength, style_strength, layers, live_size, steps, start,
+                                        backbone],
                              [live_image, loss_plot, grams, live_status], api_name="style_live",
                              concurrency_id="gatys", concurrency_limit=1)
     stop_button.click(None, None, None, cancels=[live], api_visibility="private")

@@ -137,3 +137,7 @@ def test_style_live_streams_to_the_end(app_url, page, tmp_path_factory):
     expect(page.locator("#style-live-status")).to_contain_text("done", timeout=120_000)
     assert page.locator(".toast-body.error").count() == 0
     page.screenshot(path=str(ARTIFACTS / "style-live-tab.png"), full_page=True)
+    # Choosing VGG16 offers its own layers (no run: its weights would need a download).
+    page.locator("#style-backbone").get_by_text("VGG16", exact=False).click()
+    expect(page.locator("#style-layers")).to_contain_text("relu3_3", timeout=10_000)
+    expect(page.locator("#style-layers")).not_to_contain_text("block7")

@@ -150,6 +150,69 @@ def test_live_with_an_uploaded_painting_and_without_one(tmp_path):
     assert missing.image is None and "Upload a painting" in missing.status
 
 
+@pytest.fixture
+def random_vgg(monkeypatch):
+    """VGG16 with random weights in place of torchvision's ImageNet download (no internet here)."""
+    from dl_core.perceptual import FeatureExtractor
+
+    loaded = {}
+
+    def extractor(backbone="efficientnet_lite0", smoothing=None, temperature=1.0):
+        key = (backbone, smoothing, temperature)
+        if key not in loaded:
+            loaded[key] = FeatureExtractor(backbone, pretrained=backbone != "vgg16", smoothing=smoothing, temperature=temperature)
+        return loaded[key]
+
+    monkeypatch.setattr(style, "feature_extractor", extractor)
+
+
+VGG = "VGG16 (the lessons'; downloads 528 MB on first use)"
+
+
+def test_live_with_vgg16_streams_its_own_layers(random_vgg, tmp_path):
+    painting = _file(tmp_path, Image.new("RGB", (80, 60), (200, 180, 20)), "painting.png")
+    settings = style.LiveSettings(steps=2, size=48, report_every=1, backbone="vgg16", layers=("relu1_2", "relu2_2", "block4"))
+    loading, *views = list(style.live_style_transfer(_photo(tmp_path), style.YOUR_PAINTING, painting, settings))
+    assert "Loading VGG16" in loading.status
+    assert len(views) == 3 and views[-1].image is not None and "done" in views[-1].status
+    titles = [ax.get_title() for ax in views[-1].grams.axes]
+    assert any("relu2_2 (128²)" in t for t in titles) and not any("block4" in t for t in titles)  # EfficientNet's name ignored
+    assert style.layer_choices(VGG) == ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+    assert style.default_layers(next(iter(style.BACKBONES))) == style.LiveSettings().layers
+
+
+def test_vgg16_with_a_trained_style_needs_the_painting_file(random_vgg, tmp_path, monkeypatch):
+    settings = style.LiveSettings(steps=1, size=48, backbone="vgg16", layers=("relu1_2",))
+    monkeypatch.setattr(style, "SHARED", tmp_path / "absent")
+    last = list(style.live_style_transfer(_photo(tmp_path), STARRY, None, settings))[-1]
+    assert last.image is None and last.status == style.VGG_NEEDS_PAINTING
+    (tmp_path / "shared" / "style").mkdir(parents=True)
+    Image.new("RGB", (64, 48), (30, 60, 200)).save(tmp_path / "shared" / "style" / "starry_night.jpg")
+    monkeypatch.setattr(style, "SHARED", tmp_path / "shared")
+    last = list(style.live_style_transfer(_photo(tmp_path), STARRY, None, settings))[-1]
+    assert last.image is not None and "done" in last.status
+
+
+def test_vgg16_offline_gives_a_message_and_efficientnet_still_works(tiny_style, tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    import dl_core.perceptual
+
+    def offline(**_):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(dl_core.perceptual, "load_vgg16_imagenet_state", offline)
+    style.feature_extractor.cache_clear()
+    painting = _file(tmp_path, Image.new("RGB", (80, 60), (200, 180, 20)), "painting.png")
+    vgg = style.LiveSettings(steps=1, size=48, backbone="vgg16")
+    last = list(style.live_style_transfer(_photo(tmp_path), style.YOUR_PAINTING, painting, vgg))[-1]
+    assert last.image is None and "internet" in last.status and "EfficientNet-Lite0 works offline" in last.status
+    unknown = list(style.live_style_transfer(_photo(tmp_path), STARRY, None, style.LiveSettings(steps=1, backbone="alexnet")))[-1]
+    assert unknown.image is None and "Unknown feature network" in unknown.status
+    fine = list(style.live_style_transfer(_photo(tmp_path), STARRY, None, style.LiveSettings(steps=1, size=48)))[-1]
+    assert fine.image is not None
+
+
 def test_live_caps_size_and_steps(tiny_style, tmp_path):
     big = _file(tmp_path, Image.new("RGB", (2000, 1000), (20, 40, 60)), "big.png")
     settings = style.LiveSettings(steps=10**6, size=10**6, report_every=10**6)
@@ -179,7 +242,7 @@ def test_two_live_runs_do_not_block_the_instant_network(tiny_style, tmp_path, mo
     try:
         client = Client(url, verbose=False)
         assert {"/stylise", "/style_live", "/style_reconstruct"} <= set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-        live_args = (photo, STARRY, None, 1.0, 1.0, ["stem", "block2", "block4"], 256, 300, "content")
+        live_args = (photo, STARRY, None, 1.0, 1.0, ["stem", "block2", "block4"], 256, 300, "content", next(iter(style.BACKBONES)))
         first = client.submit(*live_args, api_name="/style_live")
         second = client.submit(*live_args, api_name="/style_live")
         image, painting, notes = client.predict(photo, STARRY, 256, api_name="/stylise")

@@ -99,6 +99,29 @@ def test_vgg16_taps_without_download():
     assert feats["relu1_2"].shape == (1, 64, 32, 32) and feats["relu3_3"].shape == (1, 256, 8, 8)
 
 
+def test_vgg16_imagenet_weights_are_hash_checked_read_as_tensors_and_loaded_strictly(monkeypatch):
+    """No download here: stand in for torch.hub with a state dict of the right shapes, and see how it is asked."""
+    from torchvision.models import vgg16
+
+    torch.manual_seed(0)
+    state = vgg16().state_dict()
+    calls = []
+
+    def fake_download(url, **kwargs):
+        calls.append((url, kwargs))
+        return state
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake_download)
+    vgg = FeatureExtractor("vgg16")
+    (url, kwargs), = calls
+    assert url.endswith("vgg16-397923af.pth") and kwargs["check_hash"] and kwargs["weights_only"]
+    assert torch.equal(vgg.net.features[0].weight, state["features.0.weight"])
+    assert sum(p.numel() for p in vgg.parameters()) < 15e6  # the 102M-parameter classifier is dropped
+    del state["features.0.bias"]
+    with pytest.raises(RuntimeError, match="Missing key"):
+        FeatureExtractor("vgg16")
+
+
 @pytest.mark.parametrize("channels", [(4, 8, 16), (4, 8, 16, 32)])
 @pytest.mark.parametrize("h, w", [(37, 50), (64, 64), (17, 8)])
 def test_style_net_keeps_any_size_and_range(h, w, channels):
