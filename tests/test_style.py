@@ -227,6 +227,8 @@ def test_train_script_end_to_end_and_evaluate_prints_json_last(tmp_path):
                           capture_output=True, text=True, timeout=300, env={**env, **_python_env()})
     assert more.returncode == 0, more.stderr[-3000:]
     assert json.loads((tmp_path / "more" / "config.json").read_text())["channels"] == [4, 8, 16]
+    more_card = (tmp_path / "more" / "README.md").read_text()  # both runs are in the card, the first one's command too
+    assert "Trained in 2 runs" in more_card and f"--out {out}`" in more_card and "(2 photos)" in more_card
 
 
 def _python_env() -> dict:

