@@ -229,6 +229,14 @@ def test_train_script_end_to_end_and_evaluate_prints_json_last(tmp_path):
     assert json.loads((tmp_path / "more" / "config.json").read_text())["channels"] == [4, 8, 16]
     more_card = (tmp_path / "more" / "README.md").read_text()  # both runs are in the card, the first one's command too
     assert "Trained in 2 runs" in more_card and f"--out {out}`" in more_card and "(2 photos)" in more_card
+    # a folder saved before lineages existed gets its runs back from train_args.init when re-evaluated with --write
+    metrics = json.loads((tmp_path / "more" / "metrics.json").read_text())
+    (tmp_path / "more" / "metrics.json").write_text(json.dumps({k: v for k, v in metrics.items() if k != "lineage"}))
+    rewrite = subprocess.run(common + ["evaluate", "--weights", str(tmp_path / "more"), "--data", str(heldout), "--steps", "2",
+                                       "--size", "40", "--write"], capture_output=True, text=True, timeout=300, env={**env, **_python_env()})
+    assert rewrite.returncode == 0, rewrite.stderr[-3000:]
+    assert "Trained in 2 runs" in (tmp_path / "more" / "README.md").read_text()
+    assert json.loads((tmp_path / "more" / "metrics.json").read_text())["lineage"] == metrics["lineage"]
 
 
 def _python_env() -> dict:
