@@ -207,23 +207,21 @@ def _style_target(style: str, painting, size: int, notes: list[str],
     painting's pixels (VGG16 with raw features, as in the lessons)."""
     from dl_core.perceptual import DEFAULT_FEATURES, loss_settings, style_grams
 
-    if style != YOUR_PAINTING and style not in STYLES:
+    if backbone not in BACKBONE_LAYERS:
+        raise ValueError(f"Unknown feature network {backbone!r}: choose one of {', '.join(BACKBONES)}.")
+    if style == YOUR_PAINTING:
+        if painting is None:
+            raise ValueError("Upload a painting, or pick one of the trained styles.")
+    elif style not in STYLES:
         raise ValueError(f"Unknown style {style!r}.")
-    if style == YOUR_PAINTING and painting is None:
-        raise ValueError("Upload a painting, or pick one of the trained styles.")
-    if backbone == "efficientnet_lite0" and style != YOUR_PAINTING:
+    elif backbone == "efficientnet_lite0":
         model = MODELS[STYLES[style]].get()
         return dict(model.config.loss), model.get_style_grams()
-    if backbone == "efficientnet_lite0":
-        settings = loss_settings(**DEFAULT_FEATURES)
-    elif backbone == "vgg16":
-        settings = loss_settings(backbone="vgg16")
-        if style != YOUR_PAINTING:
-            painting = painting_file(STYLES[style])
-            if painting is None:
-                raise ValueError(VGG_NEEDS_PAINTING)
-    else:
-        raise ValueError(f"Unknown feature network {backbone!r}: choose one of {', '.join(BACKBONES)}.")
+    else:  # VGG16 and a trained style: that painting's pixels, where this server has them
+        painting = painting_file(STYLES[style])
+        if painting is None:
+            raise ValueError(VGG_NEEDS_PAINTING)
+    settings = loss_settings(**DEFAULT_FEATURES) if backbone == "efficientnet_lite0" else loss_settings(backbone=backbone)
     image = _load_photo(painting, size, notes)
     return settings, style_grams(_extractor(settings), image, BACKBONE_LAYERS[backbone])
 
@@ -245,13 +243,18 @@ def gram_figure(target: dict, current: dict, layers):
     return fig
 
 
+def backbone_id(backbone_name: str) -> str:
+    """A feature network's id ("vgg16") from its display name in BACKBONES, or the id itself."""
+    return BACKBONES.get(backbone_name, backbone_name)
+
+
 def layer_choices(backbone_name: str) -> tuple[str, ...]:
-    """The style layers a user may tick for a feature network (its display name or its id)."""
-    return BACKBONE_LAYERS[BACKBONES.get(backbone_name, backbone_name)]
+    """The style layers a user may tick for a feature network."""
+    return BACKBONE_LAYERS[backbone_id(backbone_name)]
 
 
 def default_layers(backbone_name: str) -> tuple[str, ...]:
-    return DEFAULT_LAYERS[BACKBONES.get(backbone_name, backbone_name)]["style"]
+    return DEFAULT_LAYERS[backbone_id(backbone_name)]["style"]
 
 
 def _current_grams(extractor, image, layers):
@@ -392,7 +395,7 @@ def build() -> None:
 
     def run_live(photo_path, style_name, painting_path_, cw, strength, chosen, px, n, start_from, backbone_name):
         settings = LiveSettings(content_strength=cw, style_strength=strength, layers=tuple(chosen or ()), size=int(px),
-                                steps=int(n), start=start_from, backbone=BACKBONES.get(backbone_name, backbone_name))
+                                steps=int(n), start=start_from, backbone=backbone_id(backbone_name))
         for view in live_style_transfer(photo_path, style_name, painting_path_, settings):
             yield view.as_tuple()
 

