@@ -250,7 +250,8 @@ def model_facts() -> str:
             lines.append(f"**{what}**: no metrics.json beside the weights.")
             continue
         facts = metrics.get("facts", {})
-        trained = f"{facts.get('seconds', 0) / 60:.1f} minutes on {facts.get('hardware', '?')}"
+        runs = [*metrics.get("lineage", []), facts]  # a classifier trained on from another (--init-classifier) lists its runs
+        trained = " + ".join(f"{run.get('seconds', 0) / 60:.1f} minutes on {run.get('hardware', '?')}" for run in runs)
         if "heldout" in metrics:
             extra = "".join(f"; {Path(name).name.split('.')[0]} held-out {m['accuracy']:.1%} ({m['n']:,} texts)"
                             for name, m in metrics.get("extra", {}).items())

@@ -118,6 +118,9 @@ class UnfreezingRecipe:
 
     def describe(self) -> str:
         f = self.stages[1][0]
+        if f == 0:  # e.g. training on from a whole classifier: nothing new to protect the pretrained layers from
+            return (f"No gradual unfreezing: every layer group trained from the start, one slanted triangular LR peaking at "
+                    f"{self.stage_lrs[-1]:.2g}; discriminative LRs /{self.decay} per layer group down.")
         return (f"Gradual unfreezing: head only for the first {f:.0%} of training, then + the top LSTM, + the next, then "
                 f"everything for the last {1 - 3 * f:.0%}; each stage a slanted triangular LR peaking at "
                 f"{', '.join(f'{lr:.2g}' for lr in self.stage_lrs)}; discriminative LRs /{self.decay} per layer group down.")

@@ -12,7 +12,7 @@ from dl_core.models.awd_lstm import AWDLSTMConfig, ClassifierConfig, TextClassif
 from dl_core.schedules import linear
 from dl_core.text import RULE_TOKENS, SPECIAL_TOKENS
 from dl_core.callbacks import WallClockBudget
-from dl_core.ulmfit import GradualUnfreezing, discriminative_optimizer
+from dl_core.ulmfit import GradualUnfreezing, discriminative_optimizer, unfreezing_recipe
 
 NUMBERS = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen".split()
 GOOD, BAD = ["great", "superb", "moving", "brilliant"], ["awful", "dull", "boring", "clumsy"]
@@ -86,6 +86,16 @@ def test_discriminative_lrs_fall_by_the_decay_per_group():
                     opt_fn=discriminative_optimizer(groups, decay=2.0), callbacks=[ParamSchedule(lr=lambda p: 0.8)])
     learn.fit(1)
     assert [g["lr"] for g in learn.opt.param_groups] == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.8])
+
+
+def test_unfreezing_recipe_without_unfreezing_trains_every_group_from_the_start():
+    """--unfreeze-fraction 0 (training on from a whole classifier): one slanted triangle peaking at lr / 20."""
+    recipe = unfreezing_recipe(5, lr=2e-2, fraction=0.0)
+    assert recipe.group_lrs(0.0, 5)[0] > 0 and recipe.group_lrs(0.0, 5)[-1] == pytest.approx(1e-4)
+    assert max(recipe.schedule(p / 100) for p in range(101)) == pytest.approx(1e-3, rel=0.05)
+    assert recipe.describe().startswith("No gradual unfreezing") and "0.001" in recipe.describe()
+    staged = unfreezing_recipe(5, lr=1e-2, fraction=0.1)
+    assert staged.group_lrs(0.0, 5)[:4] == [0.0] * 4 and "head only for the first 10%" in staged.describe()
 
 
 def test_time_budget_ends_the_fit_with_the_schedule_finished(monkeypatch):
@@ -164,7 +174,7 @@ def test_classifier_script_learns_a_separable_task_with_and_without_an_lm(tmp_pa
 
 def test_a_trained_classifier_transfers_to_new_data(tmp_path):
     """--init-classifier starts from a whole classifier (as rt-polarity starts from the IMDB one)."""
-    from train.sentiment import main
+    from train.sentiment import main, training_lineage
 
     cache = ["--cache-dir", str(tmp_path / "cache"), "--workers", "0"]
     main(["train", "--data", str(separable_csv(tmp_path / "a.csv", seed=0)), *cache, "--from-scratch", "--out",
@@ -176,6 +186,16 @@ def test_a_trained_classifier_transfers_to_new_data(tmp_path):
           "--bs", "16", "--epochs", "1", "--lr", "1e-6", "--valid-fraction", "0.1"])
     metrics = json.loads((tmp_path / "moved" / "metrics.json").read_text())
     assert metrics["heldout"]["accuracy"] >= 0.9 and "the classifier" in metrics["facts"]["init"]
+    # the card lists both runs: the first one's command, epochs and score, then this run's
+    first = json.loads((tmp_path / "first" / "metrics.json").read_text())
+    assert [run["epochs"] for run in metrics["lineage"]] == [len(first["history"])]
+    assert metrics["lineage"][0]["heldout_accuracy"] == first["heldout"]["accuracy"]
+    card = (tmp_path / "moved" / "README.md").read_text()
+    assert "Trained in 2 runs" in card and "--from-scratch --out" in card and "No gradual unfreezing" not in card
+    # a folder from before commands were stored in metrics.json: the command is read back from its card
+    del first["facts"]["command"]
+    (tmp_path / "first" / "metrics.json").write_text(json.dumps(first))
+    assert "--from-scratch --out" in training_lineage(tmp_path / "first")[0]["command"]
     with pytest.raises(SystemExit, match="contradict"):
         main(["train", "--data", other_data, *cache, "--init-classifier", str(tmp_path / "first"), "--from-scratch", "--out", ""])
 

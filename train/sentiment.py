@@ -145,6 +145,40 @@ def accuracy_on(model: TextClassifier, split: TokenizedSplit, batch_size: int = 
     return {"accuracy": round(float(correct.mean()), 4) if len(split) else float("nan"), "n": len(split), "n_cut": n_cut}
 
 
+def _recorded_command(folder: Path, metrics: dict) -> str:
+    """The command that trained a classifier folder: metrics.json has it since lineages exist; an older folder's
+    model card has it as the first code block of its Training section."""
+    command = metrics.get("facts", {}).get("command")
+    if command:
+        return command
+    card = (folder / "README.md").read_text() if (folder / "README.md").exists() else ""
+    training = card.partition("## Training")[2]
+    return training.split("```")[1].strip() if training.count("```") >= 2 else "(not recorded)"
+
+
+def training_lineage(folder: str | Path) -> list[dict]:
+    """The runs that made a classifier, oldest first: each `--init-classifier` run trains on from the one before."""
+    folder = Path(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    facts = metrics.get("facts", {})
+    return [*metrics.get("lineage", []), {
+        "command": _recorded_command(folder, metrics), "epochs": len(metrics.get("history", [])),
+        "seconds": facts.get("seconds", 0), "hardware": facts.get("hardware", "unknown hardware"),
+        "heldout_accuracy": metrics.get("heldout", {}).get("accuracy"),
+    }]
+
+
+def _lineage_section(lineage: list[dict], seconds: float) -> str:
+    if not lineage:
+        return ""
+    runs = "\n".join(f"{i}. `{run['command']}`: {run['epochs']} epochs, {run['seconds'] / 60:.1f} minutes on {run['hardware']}"
+                     + (f" (held-out accuracy after it: {run['heldout_accuracy']:.4f})" if run["heldout_accuracy"] is not None else "")
+                     for i, run in enumerate(lineage, 1))
+    total = (sum(run["seconds"] for run in lineage) + seconds) / 60
+    return (f"Trained in {len(lineage) + 1} runs, each starting from the classifier the one before saved "
+            f"(`--init-classifier`), {total:.1f} minutes in all:\n{runs}\n{len(lineage) + 1}. this run:\n")
+
+
 def model_card(args, facts: dict, metrics: dict, history: list[dict]) -> str:
     rows = "\n".join(
         f"| {h['epoch'] + 1} | {h['train_loss']:.3f} | {h['valid_loss']:.3f} | {h.get('accuracy', float('nan')):.3f} | "
@@ -184,8 +218,8 @@ training tokens are outside the vocabulary (`<unk>`).
 | {facts['data']} held-out part | {metrics['heldout']['n']:,} | **{metrics['heldout']['accuracy']:.4f}** | `python train/sentiment.py evaluate --weights {weights} --data {args.data}{limit}` |
 {extra_rows}
 
-## Training
-```
+{(args.card_note + chr(10) + chr(10)) if args.card_note else ""}## Training
+{_lineage_section(metrics.get("lineage", []), facts["seconds"])}```
 {args.command_line}
 ```
 {len(history)} epochs, {facts['seconds'] / 60:.1f} minutes on {facts['hardware']}{' (stopped by its time budget)' if facts.get('cut_short') else ''};
@@ -252,7 +286,9 @@ def cmd_train(args) -> None:
     if args.out:
         model = model.cpu().float()
         facts.update(n_params=n_params, seconds=sum(h["seconds"] for h in history), hardware=hub.describe_hardware(),
-                     config=model.config, cut_short=bool(budget and budget.cut_short), recipe=recipe)
+                     config=model.config, cut_short=bool(budget and budget.cut_short), recipe=recipe, command=args.command_line)
+        if args.init_classifier:
+            metrics["lineage"] = training_lineage(args.init_classifier)
         card = model_card(args, facts, metrics, history)
         hub.save_and_push(model, args.out, card, {**metrics, "history": history, "facts": {k: v for k, v in facts.items() if k != "config"}},
                           args.push_to_hub)
@@ -322,6 +358,7 @@ def parse_args(argv=None):
     train.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     train.add_argument("--max-steps", type=int, default=0, help="stop after this many batches (smoke tests)")
     train.add_argument("--push-to-hub", metavar="REPO", help="upload the weight folder to this Hub repo")
+    train.add_argument("--card-note", default="", help="a paragraph for the model card, after its metrics")
 
     evaluate = sub.add_parser("evaluate", help="print accuracy on a data set's held-out part as JSON, last")
     evaluate.add_argument("--weights", required=True)
