@@ -134,6 +134,17 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False) -> str:
     return str(api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message="Upload trained weights"))
 
 
+def lineage_section(lineage: list[dict], seconds: float, what: str, flag: str, describe_run) -> str:
+    """The model card's list of the runs that made a folder, each trained on from the one before (`flag`),
+    oldest first, then "this run" (`seconds` long); `describe_run(run)` says what one earlier run was."""
+    if not lineage:
+        return ""
+    runs = "\n".join(f"{i}. `{run['command']}`: {describe_run(run)}" for i, run in enumerate(lineage, 1))
+    total = (sum(run["seconds"] for run in lineage) + seconds) / 60
+    return (f"Trained in {len(lineage) + 1} runs, each starting from the {what} the one before saved (`{flag}`), "
+            f"{total:.1f} minutes in all:\n{runs}\n{len(lineage) + 1}. this run:\n")
+
+
 def describe_hardware() -> str:
     if torch.cuda.is_available():
         return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"

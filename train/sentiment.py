@@ -169,14 +169,9 @@ def training_lineage(folder: str | Path) -> list[dict]:
 
 
 def _lineage_section(lineage: list[dict], seconds: float) -> str:
-    if not lineage:
-        return ""
-    runs = "\n".join(f"{i}. `{run['command']}`: {run['epochs']} epochs, {run['seconds'] / 60:.1f} minutes on {run['hardware']}"
-                     + (f" (held-out accuracy after it: {run['heldout_accuracy']:.4f})" if run["heldout_accuracy"] is not None else "")
-                     for i, run in enumerate(lineage, 1))
-    total = (sum(run["seconds"] for run in lineage) + seconds) / 60
-    return (f"Trained in {len(lineage) + 1} runs, each starting from the classifier the one before saved "
-            f"(`--init-classifier`), {total:.1f} minutes in all:\n{runs}\n{len(lineage) + 1}. this run:\n")
+    return hub.lineage_section(lineage, seconds, "classifier", "--init-classifier", lambda run: (
+        f"{run['epochs']} epochs, {run['seconds'] / 60:.1f} minutes on {run['hardware']}"
+        + (f" (held-out accuracy after it: {run['heldout_accuracy']:.4f})" if run["heldout_accuracy"] is not None else "")))
 
 
 def model_card(args, facts: dict, metrics: dict, history: list[dict]) -> str:

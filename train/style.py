@@ -207,13 +207,8 @@ def training_lineage(folder: str | Path) -> list[dict]:
 
 
 def _lineage_section(lineage: list[dict], seconds: float) -> str:
-    if not lineage:
-        return ""
-    runs = "\n".join(f"{i}. `{run['command']}`: {run['epochs']} epochs × {run['steps_per_epoch']} batches of {run['bs']}, "
-                     f"{run['seconds'] / 60:.1f} minutes on {run['hardware']}" for i, run in enumerate(lineage, 1))
-    total = (sum(run["seconds"] for run in lineage) + seconds) / 60
-    return (f"Trained in {len(lineage) + 1} runs, each starting from the network the one before saved (`--init`), "
-            f"{total:.1f} minutes in all:\n{runs}\n{len(lineage) + 1}. this run:\n")
+    return hub.lineage_section(lineage, seconds, "network", "--init", lambda run: (
+        f"{run['epochs']} epochs × {run['steps_per_epoch']} batches of {run['bs']}, {run['seconds'] / 60:.1f} minutes on {run['hardware']}"))
 
 
 def model_card(args, config: StyleNetConfig, metrics: dict, history: list[dict], n_params: int, seconds: float) -> str:
