@@ -51,7 +51,7 @@ class LazyModel(Generic[T]):
                 f"Reason: `{detail[:500]}`\n\n"
                 f"Train it (the weight folder is written to `weights/{self.name}/`):\n\n"
                 f"```\n{self.train_command}\n```\n\n"
-                f"or point the app at a Hub repo with `HUB_REPO_{self.name.upper()}=user/repo` (see the README)."
+                f"or point the app at a Hub repo with `HUB_REPO_{self.name.upper().replace('-', '_')}=user/repo` (see the README)."
             )
 
     @property

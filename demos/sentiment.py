@@ -19,7 +19,7 @@ ID = "sentiment"
 TITLE = "Lesson 10 · Sentiment"
 EXPLANATION = (Path(__file__).with_suffix(".md")).read_text(encoding="utf-8")
 MAX_CHARS = 20_000  # longer input is cut before tokenising (~4,000 tokens; the classifier reads at most 3,000)
-MAX_ATTRIBUTION_TOKENS = 1_500  # integrated gradients over longer texts would take seconds; the rest is shown grey
+MAX_ATTRIBUTION_TOKENS = 1_000  # integrated gradients (two models) over longer texts take seconds; the rest is shown grey
 MAX_WORDS = 60  # generated words per click
 LM_CONTEXT_CHARS = 2_000  # the LM continues the end of the text; more context barely changes the next words
 EXAMPLES = [
@@ -62,15 +62,38 @@ def _load_lm(folder: str):
 _PIPELINE = ("python train/ulmfit_gpu.py prepare data/ulmfit --data-dir ../shared/data\n"
              "python train/ulmfit_gpu.py run runs/ulmfit --data-dir data/ulmfit --total-seconds 420   # on a GPU\n"
              "cp -r runs/ulmfit/sentiment runs/ulmfit/sentiment-lm weights/")
+_BACKWARD = ("python train/sentiment.py train --data ../shared/data/sentiment/aclImdb_v1.tar.gz --init-classifier "
+             "weights/sentiment --backwards --unfreeze-fraction 0 --lr 2e-2 --time-budget 4800 --out runs/sentiment-bwd\n"
+             "python -m dl_core.hub int8 runs/sentiment-bwd weights/sentiment-bwd")
 CLASSIFIER = LazyModel("sentiment", _load_classifier, _PIPELINE)
+BACKWARD = LazyModel("sentiment-bwd", _load_classifier, _BACKWARD)  # optional: the forward model works alone
 LM = LazyModel("sentiment-lm", _load_lm, _PIPELINE)
 
 
 def _analyzer(need_lm: bool):
-    """A SentimentAnalyzer over the loaded classifier (and LM, when `need_lm`). Raises ModelUnavailable."""
+    """A SentimentAnalyzer over the forward classifier and, when it loads, the backward one (ULMFiT's
+    ensemble), and the LM when `need_lm`. Raises ModelUnavailable if the forward classifier cannot load."""
     from dl_core.sentiment import SentimentAnalyzer
 
-    return SentimentAnalyzer(CLASSIFIER.get(), LM.get() if need_lm else None)
+    return SentimentAnalyzer(_classifiers(), LM.get() if need_lm else None)
+
+
+def _classifiers() -> list:
+    forward = CLASSIFIER.get()
+    try:
+        return [forward, BACKWARD.get()]
+    except ModelUnavailable:
+        return [forward]
+
+
+def _backward_note() -> str:
+    """Why the ensemble is one model short, if it is (the backward weights are missing or broken)."""
+    try:
+        BACKWARD.get()
+    except ModelUnavailable:
+        return ("The backward classifier (`sentiment-bwd`) is not available, so this is the forward model alone, "
+                "a little less accurate than the two together. The **How well these models do** panel says why.")
+    return BACKWARD.note
 
 
 # --- pure handlers -------------------------------------------------------------------------------------
@@ -180,8 +203,7 @@ def analyse(text: str | None) -> SentimentView:
         analyzer = _analyzer(need_lm=False)
     except ModelUnavailable as err:
         return SentimentView([], {}, "", str(err))
-    if CLASSIFIER.note:
-        notes.append(CLASSIFIER.note)
+    notes += [note for note in (CLASSIFIER.note, _backward_note()) if note]
     prepared = analyzer.prepare(text)
     words = len(prepared.ids) - 1 - sum(t in TOKEN_KINDS for t in prepared.tokens[1:])
     if len(prepared.ids) <= 1:
@@ -239,7 +261,7 @@ def model_facts() -> str:
     import json
 
     lines = []
-    for model, what in ((CLASSIFIER, "classifier"), (LM, "language model")):
+    for model, what in ((CLASSIFIER, "classifier"), (BACKWARD, "backward classifier"), (LM, "language model")):
         try:
             model.get()
             metrics = json.loads((Path(model.source.location) / "metrics.json").read_text())
@@ -258,6 +280,10 @@ def model_facts() -> str:
             lines.append(f"**{what}** ({facts.get('n_params', 0) / 1e6:.1f}M parameters, {trained}): accuracy "
                          f"**{metrics['heldout']['accuracy']:.1%}** on {metrics['heldout']['n']:,} held-out "
                          f"{facts.get('data', '')} texts{extra}.")
+            if "ensemble" in metrics:  # evaluate --write records the forward + backward ensemble beside the backward model
+                ens = metrics["ensemble"]
+                lines.append(f"**the two together** (the tab's prediction: their probabilities averaged): accuracy "
+                             f"**{ens['accuracy']:.1%}** on {ens['n']:,} held-out {ens['data']} texts.")
         elif "valid" in metrics:
             lines.append(f"**{what}** ({facts.get('n_params', 0) / 1e6:.1f}M parameters, {trained}): held-out "
                          f"perplexity **{metrics['valid']['perplexity']:.1f}** on {facts.get('data', '')}.")

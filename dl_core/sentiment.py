@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,12 +42,19 @@ class Generation:
 
 
 class SentimentAnalyzer:
-    def __init__(self, classifier: TextClassifier, lm: LanguageModel | None = None):
-        self.classifier = classifier.eval()
+    """`classifier` is one TextClassifier or several (ULMFiT's forward + backward ensemble): several average
+    their probabilities, and the attribution is that of their mean logit margin."""
+
+    def __init__(self, classifier: TextClassifier | Sequence[TextClassifier], lm: LanguageModel | None = None):
+        self.classifiers = [m.eval() for m in ([classifier] if isinstance(classifier, TextClassifier) else classifier)]
+        self.classifier = self.classifiers[0]  # its vocabulary and max_len prepare the text for all of them
+        for other in self.classifiers[1:]:
+            if other.config.encoder.vocab != self.classifier.config.encoder.vocab or other.config.classes != self.classifier.config.classes:
+                raise ValueError("an ensemble's classifiers must share one vocabulary and one list of classes")
         self.lm = lm.eval() if lm is not None else None
-        self.vocab = Vocab(classifier.config.encoder.vocab)
+        self.vocab = Vocab(self.classifier.config.encoder.vocab)
         self.lm_vocab = Vocab(lm.config.vocab) if lm is not None else None
-        self.classes = list(classifier.config.classes)
+        self.classes = list(self.classifier.config.classes)
 
     def prepare(self, text: str) -> PreparedText:
         tokens = tokenize_with_rules(text)
@@ -57,18 +65,23 @@ class SentimentAnalyzer:
 
     @torch.no_grad()
     def classify(self, text: PreparedText) -> dict[str, float]:
-        probs = self.classifier.predict_proba([text.ids])[0]
+        probs = torch.stack([model.predict_proba([text.ids])[0] for model in self.classifiers]).mean(0)  # (C,)
         return {name: float(p) for name, p in zip(self.classes, probs)}
 
     def attribute(self, text: PreparedText, steps: int = 8, target: str = "positive") -> list[float]:
         """Integrated gradients (Sundararajan et al. 2017) on the word embeddings: for each token, how much
         its embedding moved the logit margin `target` minus the other class, compared with a text of
         all-zero embeddings (same length). The scores sum to about margin(text) - margin(zero text).
-        The `steps` interpolations run as one batch."""
-        model = self.classifier
+        The `steps` interpolations run as one batch. For an ensemble, the mean of its models' scores (the
+        attribution of their mean margin: integrated gradients are linear in the function)."""
+        per_model = [self._integrated_gradients(model, text.ids, steps, target) for model in self.classifiers]
+        return torch.stack(per_model).mean(0).tolist()
+
+    def _integrated_gradients(self, model: TextClassifier, token_ids: list[int], steps: int, target: str) -> torch.Tensor:
         enc = model.encoder
         target_index = self.classes.index(target)
-        ids = torch.tensor([text.ids])  # (1, T)
+        backwards = model.config.backwards  # this model reads the text end to start: so does the path
+        ids = torch.tensor([token_ids[::-1] if backwards else token_ids])  # (1, T)
         with torch.no_grad():
             embedded = enc.embedding(ids)  # (1, T, E)
         alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps  # midpoint rule on (0, 1]
@@ -86,7 +99,7 @@ class SentimentAnalyzer:
             margin = F.log_softmax(logits, -1)[:, target_index]
         (grad,) = torch.autograd.grad(margin.sum(), path)
         scores = (embedded[0] * grad.mean(0)).sum(-1)  # (T,): embedding x average gradient along the path
-        return scores.tolist()
+        return scores.flip(0) if backwards else scores  # back in reading order
 
     @torch.no_grad()
     def next_words(self, text: str, k: int = 10, fold_case: bool = True) -> list[tuple[str, float]]:

@@ -16,7 +16,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 
 @pytest.fixture(scope="module")
 def app_url():
-    for name in ("translation", "detection", "style-starry_night", "style-the_scream", "sentiment", "sentiment-lm"):
+    for name in ("translation", "detection", "style-starry_night", "style-the_scream", "sentiment", "sentiment-bwd", "sentiment-lm"):
         if not (REPO_ROOT / "weights" / name / "model.safetensors").exists():
             pytest.fail(f"the bundled weights weights/{name} are missing")
     import app as app_module

@@ -8,6 +8,7 @@ from demos import sentiment
 @pytest.fixture
 def bundled(monkeypatch):
     fresh_model(monkeypatch, sentiment, attr="CLASSIFIER")
+    fresh_model(monkeypatch, sentiment, attr="BACKWARD")
     fresh_model(monkeypatch, sentiment, attr="LM")
 
 
@@ -127,6 +128,23 @@ def test_missing_weights_explain_how_to_train_and_lm_is_separate(monkeypatch, tm
     assert "could not be loaded" in sentiment.continue_text("Great film.").notes
 
 
+def test_the_tab_uses_the_forward_and_backward_ensemble_and_works_without_the_backward_model(bundled, monkeypatch, tmp_path):
+    text = "The first hour is slow and the lead is wooden, but the last act is TERRIFIC and the score is beautiful."
+    analyzer = sentiment._analyzer(need_lm=False)
+    assert [m.config.backwards for m in analyzer.classifiers] == [False, True]
+    both = sentiment.analyse(text)
+    assert both.notes == ""
+    prepared = analyzer.prepare(text)
+    forward_alone = analyzer.classifiers[0].predict_proba([prepared.ids])[0]
+    backward_alone = analyzer.classifiers[1].predict_proba([prepared.ids])[0]
+    assert both.probabilities["positive"] == pytest.approx(float(forward_alone[1] + backward_alone[1]) / 2, abs=1e-5)
+    fresh_model(monkeypatch, sentiment, tmp_path, attr="BACKWARD")  # missing: the forward model alone, said so
+    alone = sentiment.analyse(text)
+    assert "backward classifier" in alone.notes and "forward model alone" in alone.notes
+    assert alone.probabilities["positive"] == pytest.approx(float(forward_alone[1]), abs=1e-5)
+    assert "could not be loaded" in sentiment.model_facts()  # the facts panel says why
+
+
 def test_schedule_figure_shows_each_group_unfreezing():
     fig = sentiment.schedule_figure()
     lines = fig.axes[0].get_lines()
@@ -148,3 +166,5 @@ def test_model_facts_quote_the_weights_own_metrics(bundled):
     assert f"**{metrics['heldout']['accuracy']:.1%}**" in facts and "perplexity" in facts and "TF-IDF" in facts
     for run in metrics.get("lineage", []):  # a classifier trained in several runs credits each one's time and hardware
         assert f"{run['seconds'] / 60:.1f} minutes on {run['hardware']}" in facts
+    ensemble = json.loads((REPO_ROOT / "weights" / "sentiment-bwd" / "metrics.json").read_text())["ensemble"]
+    assert f"**the two together** (the tab's prediction: their probabilities averaged): accuracy **{ensemble['accuracy']:.1%}**" in facts

@@ -70,7 +70,8 @@ def test_bundled_detection_weights_meet_the_map_bar():
 
 
 def test_bundled_sentiment_folders_are_complete_and_within_budget():
-    assert complete_folder_size("sentiment") + complete_folder_size("sentiment-lm") <= 40 * 1024**2  # LM + classifier
+    sizes = [complete_folder_size(name) for name in ("sentiment", "sentiment-bwd", "sentiment-lm")]
+    assert sum(sizes) <= 40 * 1024**2  # the LM and the classifiers (forward + backward, int8) together
 
 
 def test_bundled_sentiment_classifier_reproduces_its_recorded_accuracy():
@@ -91,5 +92,10 @@ def test_bundled_sentiment_classifier_reproduces_its_recorded_accuracy():
     assert rt_result["n"] == rt_recorded["n"] and rt_result["accuracy"] == pytest.approx(rt_recorded["accuracy"], abs=0.0021)
     # IMDB test: a seeded 1,000 of the 25,000 (the whole set takes ~4 minutes here), within sampling error
     test = load_tokenized(imdb, cache_dir=REPO_ROOT / "data" / "cache", progress=False, seed=42).parts["heldout"].sample(1000, 0)
-    result = accuracy_on(model, test)
-    assert result["n"] == 1000 and result["accuracy"] == pytest.approx(recorded["heldout"]["accuracy"], abs=0.03), result
+    backward = REPO_ROOT / "weights" / "sentiment-bwd"
+    result = accuracy_on([model, load_model(TextClassifier, backward)], test)
+    forward_alone, backward_alone = result["members"]
+    assert result["n"] == 1000 and forward_alone == pytest.approx(recorded["heldout"]["accuracy"], abs=0.03), result
+    recorded_backward = json.loads((backward / "metrics.json").read_text())
+    assert backward_alone == pytest.approx(recorded_backward["heldout"]["accuracy"], abs=0.03), result
+    assert result["accuracy"] == pytest.approx(recorded_backward["ensemble"]["accuracy"], abs=0.03), result  # the tab's ensemble

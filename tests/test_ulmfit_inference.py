@@ -1,4 +1,5 @@
 """Lesson 10 inference helpers: text preparation, attribution, generation, and undoing the rule tokens."""
+import pytest
 import torch
 
 from dl_core.models.awd_lstm import AWDLSTMConfig, LanguageModel, TextClassifier, concat_pool
@@ -80,3 +81,34 @@ def test_next_words_fold_the_case_markers_into_the_word():
     assert abs(words["THE"] - float(plain[up] * after_up[the])) < 1e-5
     raw = dict(a.next_words("The film was great .", k=200, fold_case=False))
     assert abs(sum(raw.values()) - 1) < 1e-4 and "xxmaj" in raw
+
+
+def test_a_forward_and_backward_ensemble_averages_probabilities_and_attributions():
+    """ULMFiT's ensemble: the backward model's attribution comes back in reading order, and the ensemble's
+    is the mean of its members' (so it still adds up to the mean margin change)."""
+    import copy
+
+    single = analyzer()
+    forward = single.classifier
+    torch.manual_seed(1)
+    backward = copy.deepcopy(forward)
+    backward.config = copy.deepcopy(forward.config)
+    backward.config.backwards = True
+    for p in backward.parameters():
+        p.data += 0.3 * torch.randn_like(p)  # a different model, as a trained backward one would be
+    both = SentimentAnalyzer([forward, backward], single.lm)
+    text = both.prepare("The film was great. I loved it, very much!")
+    expected = (forward.predict_proba([text.ids])[0] + backward.predict_proba([text.ids])[0]) / 2
+    assert list(both.classify(text).values()) == pytest.approx(expected.tolist(), abs=1e-6)
+    alone = SentimentAnalyzer(backward)
+    scores = alone.attribute(text, steps=16)
+    # the backward model read the reversed text: its scores are a forward model's on that text, turned round
+    as_forward = copy.deepcopy(backward)
+    as_forward.config.backwards = False
+    reversed_text = type(text)(text.tokens[::-1], text.ids[::-1], text.original_tokens[::-1], 0)
+    assert scores == pytest.approx(SentimentAnalyzer(as_forward).attribute(reversed_text, steps=16)[::-1], abs=1e-5)
+    mean = [(f + b) / 2 for f, b in zip(single.attribute(text, steps=16), scores)]
+    assert both.attribute(text, steps=16) == pytest.approx(mean, abs=1e-5)
+    other_vocab = TextClassifier.from_language_model(LanguageModel(AWDLSTMConfig(vocab=list(SPECIAL_TOKENS) + ["x"], emb_dim=8, hidden_dim=12)))
+    with pytest.raises(ValueError, match="vocabulary"):
+        SentimentAnalyzer([forward, other_vocab])

@@ -7,6 +7,7 @@ import torch
 from dl_core import hub
 from dl_core.models.awd_lstm import (
     AWDLSTMConfig, ClassifierConfig, EmbeddingDropout, LanguageModel, LockedDropout, TextClassifier, WeightDropLSTM, concat_pool,
+    reverse_padded,
 )
 from dl_core.text import RULE_TOKENS, SPECIAL_TOKENS, Vocab
 
@@ -119,6 +120,24 @@ def test_classifier_cuts_texts_at_max_len():
     assert torch.allclose(model.predict_proba([text]), model.predict_proba([text[:5]]))
 
 
+def test_reverse_padded_reverses_only_the_real_positions():
+    ids = torch.tensor([[1, 5, 6, 7], [1, 8, 0, 0]])  # the second text is 2 tokens, end-padded
+    assert reverse_padded(ids, torch.tensor([4, 2])).tolist() == [[7, 6, 5, 1], [8, 1, 0, 0]]
+
+
+def test_a_backward_classifier_reads_the_text_end_to_start():
+    """Same weights, `backwards`: what the forward model says of the reversed text, cut at max_len first."""
+    forward = tiny_classifier()
+    backward = tiny_classifier()
+    backward.config.backwards = True
+    short, long = [1, 5, 6, 7], [1, 8, 9, 10, 11, 12, 13, 14]
+    both = backward.predict_proba([long, short])  # one padded batch
+    assert torch.allclose(both, forward.predict_proba([long[::-1], short[::-1]]), atol=1e-6)
+    assert not torch.allclose(both[0], forward.predict_proba([long])[0])
+    backward.config.max_len = forward.config.max_len = 5
+    assert torch.allclose(backward.predict_proba([long]), forward.predict_proba([long[:5][::-1]]), atol=1e-6)
+
+
 def test_with_vocab_copies_shared_rows_and_starts_new_words_at_the_mean():
     torch.manual_seed(0)
     lm = LanguageModel(tiny_lm_config())
@@ -169,6 +188,43 @@ def test_save_load_round_trip_is_strict_and_exact(tmp_path, fp16):
     if not fp16:
         ids = [1, 5, 6, 7, 8]
         assert torch.equal(loaded_clf.predict_proba([ids]), clf.predict_proba([ids]))
+
+
+def test_int8_storage_round_trip(tmp_path):
+    """int8 copies: half the fp16 file, load through load_model as fp32 with nearly the same outputs; the
+    LM's tied decoder stays tied; a missing weight is still an error."""
+    from safetensors.torch import load_file, save_file
+
+    clf, lm = tiny_classifier(), LanguageModel(tiny_lm_config()).eval()
+    clf.config.backwards = True  # a config field that must survive the copy
+    ids = [[1] + [5 + i % 20 for i in range(30)], [1, 8, 9]]
+    for model, cls in ((clf, TextClassifier), (lm, LanguageModel)):
+        half = hub.save_model(model, tmp_path / f"{cls.__name__}-fp16", card="# card\n")
+        int8 = hub.quantize_folder(half, tmp_path / f"{cls.__name__}-int8")
+        assert (int8 / "README.md").read_text() == "# card\n"
+        loaded = hub.load_model(cls, int8)
+        assert loaded.config == model.config and not loaded.training
+        for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+            assert b.dtype == a.dtype and torch.allclose(a, b, atol=a.abs().max().item() / 200 + 1e-3), name
+    stored = load_file(tmp_path / "TextClassifier-int8" / "model.safetensors")
+    matrices = [name for name, t in clf.state_dict().items() if t.dim() >= 2]
+    assert matrices and all(stored[name].dtype == torch.int8 for name in matrices)  # 1 byte a weight (+ a scale per row)
+    assert all(stored[name].dtype == torch.float16 for name, t in clf.state_dict().items() if t.dim() == 1 and t.is_floating_point())
+    loaded_clf = hub.load_model(TextClassifier, tmp_path / "TextClassifier-int8")
+    assert loaded_clf.config.backwards
+    assert torch.allclose(loaded_clf.predict_proba(ids), clf.predict_proba(ids), atol=2e-3)
+    loaded_lm = hub.load_model(LanguageModel, tmp_path / "LanguageModel-int8")
+    assert loaded_lm.decoder.weight is loaded_lm.encoder.embedding.weight
+    with pytest.raises(SystemExit, match="already"):
+        hub.quantize_folder(tmp_path / "TextClassifier-int8", tmp_path / "again")
+    in_place = hub.quantize_folder(tmp_path / "TextClassifier-fp16", tmp_path / "TextClassifier-fp16")
+    assert torch.equal(hub.load_model(TextClassifier, in_place).predict_proba(ids), loaded_clf.predict_proba(ids))
+    weights = tmp_path / "TextClassifier-int8" / "model.safetensors"
+    tensors = load_file(weights)
+    tensors.pop("head.6.bias")
+    save_file(tensors, weights, metadata={"format": "pt", "storage": hub.INT8})
+    with pytest.raises(RuntimeError, match="head.6.bias"):
+        hub.load_model(TextClassifier, tmp_path / "TextClassifier-int8")
 
 
 def test_loading_rejects_a_mismatched_checkpoint(tmp_path):

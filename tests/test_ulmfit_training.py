@@ -200,6 +200,37 @@ def test_a_trained_classifier_transfers_to_new_data(tmp_path):
         main(["train", "--data", other_data, *cache, "--init-classifier", str(tmp_path / "first"), "--from-scratch", "--out", ""])
 
 
+def test_a_backward_classifier_and_the_ensemble_evaluation(tmp_path, capsys):
+    """--backwards trains a model that reads the texts end to start (from a forward one's weights, as the
+    bundled one did); evaluate with two folders scores their averaged probabilities and --write records it."""
+    from dl_core.hub import load_model, quantize_folder
+    from train.sentiment import main
+
+    data = str(separable_csv(tmp_path / "a.csv", seed=0))
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--workers", "0"]
+    small = ["--bs", "16", "--valid-fraction", "0.1", "--drop-mult", "0.1"]
+    main(["train", "--data", data, *cache, "--from-scratch", "--out", str(tmp_path / "fwd"), *small, "--epochs", "12",
+          "--min-freq", "1", "--emb-dim", "32", "--hidden-dim", "32", "--n-layers", "2", "--lr", "1e-2"])
+    main(["train", "--data", data, *cache, "--init-classifier", str(tmp_path / "fwd"), "--backwards", "--out", str(tmp_path / "bwd"),
+          *small, "--epochs", "10", "--lr", "3e-2", "--unfreeze-fraction", "0"])
+    metrics = json.loads((tmp_path / "bwd" / "metrics.json").read_text())
+    assert "now reading each text backwards" in metrics["facts"]["init"]
+    assert metrics["heldout"]["accuracy"] >= 0.9
+    assert json.loads((tmp_path / "bwd" / "config.json").read_text())["backwards"] is True
+    assert load_model(TextClassifier, tmp_path / "bwd").config.backwards
+    quantize_folder(tmp_path / "bwd", tmp_path / "bwd-int8")
+    capsys.readouterr()
+    main(["evaluate", "--weights", str(tmp_path / "fwd"), str(tmp_path / "bwd-int8"), "--data", data, *cache, "--write"])
+    out = capsys.readouterr()
+    result = json.loads(out.out.strip().splitlines()[-1])
+    assert set(result) == {"accuracy", "n"} and result["n"] == 24 and result["accuracy"] >= 0.9
+    assert "alone:" in out.err
+    record = json.loads((tmp_path / "bwd-int8" / "metrics.json").read_text())["ensemble"]
+    assert record["accuracy"] == result["accuracy"] and record["members"] == [str(tmp_path / "fwd"), str(tmp_path / "bwd-int8")]
+    assert len(record["member_accuracy"]) == 2
+    assert "ensemble" not in json.loads((tmp_path / "fwd" / "metrics.json").read_text())
+
+
 def test_scripts_run_under_bf16_mixed_precision(tmp_path):
     """The GPU pipeline's `--mixed-precision bf16` path, here through CPU autocast: a few steps of each stage."""
     from accelerate.state import AcceleratorState

@@ -10,6 +10,13 @@
         --epochs 16 --out runs/sentiment-rt
     python train/sentiment.py evaluate --weights weights/sentiment --data ../shared/data/sentiment/aclImdb_v1.tar.gz
     python train/sentiment.py evaluate --weights weights/sentiment --data ../shared/data/sentiment/rt-polarity.pos
+    # ULMFiT's backward model (reads each text end to start; here from the forward classifier's weights), then the
+    # forward + backward ensemble the app uses: their probabilities averaged (--write keeps its score beside the second)
+    python train/sentiment.py train --data ../shared/data/sentiment/aclImdb_v1.tar.gz --init-classifier weights/sentiment \
+        --backwards --unfreeze-fraction 0 --lr 2e-2 --time-budget 4800 --out runs/sentiment-bwd
+    python -m dl_core.hub int8 runs/sentiment-bwd weights/sentiment-bwd   # int8 storage: half the fp16 file
+    python train/sentiment.py evaluate --weights weights/sentiment weights/sentiment-bwd \
+        --data ../shared/data/sentiment/aclImdb_v1.tar.gz --write
 
 Data: aclImdb (tar.gz or folder; the classifier trains on train/, is scored on test/), a CSV with
 `label,text` columns (held-out rows: `is_valid`, else a seeded 10%), rt-polarity .pos/.neg (a seeded 10%
@@ -28,6 +35,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
@@ -105,16 +113,21 @@ def build(args, accelerator):
         vocab = Vocab.from_counts(train.corpus.subset(fit_idx).counts(), max_size=args.max_vocab, min_freq=args.min_freq,
                                   reserved=RULE_TOKENS)
     dropouts = {k: getattr(args, k) * args.drop_mult for k in ("embed_p", "input_p", "weight_p", "hidden_p")}
-    settings = dict(classes=list(CLASSES), head_hidden=args.head_hidden, max_len=args.max_len,
+    settings = dict(classes=list(CLASSES), head_hidden=args.head_hidden, max_len=args.max_len, backwards=args.backwards,
                     head_p=(args.head_p[0] * args.drop_mult, args.head_p[1] * args.drop_mult))
     if start is not None:  # transfer a whole classifier (e.g. IMDB's) to new data: its head already knows sentiment
         model = start.train()
         model.encoder.set_dropouts(model.config.encoder, **dropouts)
         init = f"the classifier {args.init_classifier} (encoder and head)"
+        if args.backwards and not model.config.backwards:  # a forward model's weights, now reading texts end to start
+            model = TextClassifier(replace(model.config, backwards=True)).train()  # a new config (what config.json holds)
+            model.load_state_dict(start.state_dict(), strict=True)
+            model.encoder.set_dropouts(model.config.encoder, **dropouts)
+            init += ", now reading each text backwards"
     elif lm is not None and not args.from_scratch:
         model = TextClassifier.from_language_model(lm, **settings)
         model.encoder.set_dropouts(model.config.encoder, **dropouts)
-        init = f"the encoder of the language model {args.lm}"
+        init = f"the encoder of the language model {args.lm}" + (" (reading backwards)" if args.backwards else "")
     else:
         sizes = (dict(emb_dim=lm.config.emb_dim, hidden_dim=lm.config.hidden_dim, n_layers=lm.config.n_layers) if lm is not None
                  else dict(emb_dim=args.emb_dim, hidden_dim=args.hidden_dim, n_layers=args.n_layers))
@@ -134,15 +147,24 @@ def build(args, accelerator):
     return model, train_dl, valid_dl, data, facts
 
 
-def accuracy_on(model: TextClassifier, split: TokenizedSplit, batch_size: int = 128) -> dict:
-    """Accuracy of `model` on the labelled texts of a tokenised split."""
+def accuracy_on(models: TextClassifier | list[TextClassifier], split: TokenizedSplit, batch_size: int = 128) -> dict:
+    """Accuracy on the labelled texts of a tokenised split of one classifier, or of several averaging their
+    probabilities (an ensemble, e.g. ULMFiT's forward + backward models; `members` then gives each one's)."""
+    models = [models] if isinstance(models, TextClassifier) else models
     split = split.select(np.flatnonzero(split.labels >= 0).tolist())
-    docs = split.corpus.numericalize(Vocab(model.config.encoder.vocab))
+    labels = torch.from_numpy(split.labels)
+    docs = split.corpus.numericalize(Vocab(models[0].config.encoder.vocab))
     id_lists = [[Vocab.bos_id] + d.tolist() for d in docs]
-    probs = model.predict_proba(id_lists, batch_size=batch_size)
-    correct = (probs.argmax(-1) == torch.from_numpy(split.labels)).float()
-    n_cut = sum(len(ids) > model.config.max_len for ids in id_lists)
-    return {"accuracy": round(float(correct.mean()), 4) if len(split) else float("nan"), "n": len(split), "n_cut": n_cut}
+    probs = [model.predict_proba(id_lists, batch_size=batch_size) for model in models]  # each (N, C)
+
+    def accuracy(p: torch.Tensor) -> float:
+        return round(float((p.argmax(-1) == labels).float().mean()), 4) if len(split) else float("nan")
+
+    n_cut = sum(len(ids) > models[0].config.max_len for ids in id_lists)
+    result = {"accuracy": accuracy(torch.stack(probs).mean(0)), "n": len(split), "n_cut": n_cut}
+    if len(models) > 1:
+        result["members"] = [accuracy(p) for p in probs]
+    return result
 
 
 def _recorded_command(folder: Path, metrics: dict) -> str:
@@ -187,6 +209,8 @@ def model_card(args, facts: dict, metrics: dict, history: list[dict]) -> str:
         f"| {name} (held-out part) | {m['n']:,} | {m['accuracy']:.4f} | `python train/sentiment.py evaluate --weights {weights} --data {name}` |"
         for name, m in metrics.get("extra", {}).items()
     )
+    backwards = (", from its last token to its first: a backward model, which ULMFiT averages with a forward one; "
+                 "`python train/sentiment.py evaluate --weights FORWARD BACKWARD` scores the pair") if cfg.backwards else ""
     return f"""---
 library_name: fastai-part2-demos
 license: mit
@@ -198,7 +222,7 @@ metrics: [accuracy]
 # Lesson 10 · ULMFiT sentiment classifier ({facts['n_params'] / 1e6:.1f}M parameters)
 
 An AWD-LSTM encoder ({enc.n_layers} layers, embedding {enc.emb_dim}, hidden {enc.hidden_dim}, vocabulary {len(enc.vocab)}) read over
-the whole text (up to {cfg.max_len} tokens), concat pooling [last, max, mean], then BatchNorm/dropout/linear
+the whole text (up to {cfg.max_len} tokens{backwards}), concat pooling [last, max, mean], then BatchNorm/dropout/linear
 layers ({cfg.head_hidden} hidden) to {len(cfg.classes)} classes ({', '.join(cfg.classes)}). `dl_core/models/awd_lstm.py`; weights in fp16.
 Encoder initialised from: {facts['init']}.
 
@@ -290,17 +314,29 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    model = hub.load_model(TextClassifier, args.weights)
+    models = [hub.load_model(TextClassifier, folder) for folder in args.weights]
+    if any(m.config.encoder.vocab != models[0].config.encoder.vocab for m in models):
+        raise SystemExit("the classifiers of an ensemble must share one vocabulary")
     if torch.cuda.is_available():
-        model = model.cuda()
+        models = [m.cuda() for m in models]
     data = load_data(args.data, args)
     parts = [data.parts["heldout"]] if args.split == "heldout" else [data.parts[n] for n in ("train", "heldout")]
     split = TokenizedSplit(TokenizedCorpus.concat([p.corpus for p in parts]), np.concatenate([p.labels for p in parts]))
     split = split.sample(args.limit, args.seed)
     t0 = time.perf_counter()
-    result = accuracy_on(model, split)
+    result = accuracy_on(models, split)
     print(f"{data.name}: {result['n']} texts classified in {time.perf_counter() - t0:.1f}s "
-          f"({result['n_cut']} cut at {model.config.max_len} tokens)", file=sys.stderr)
+          f"({result['n_cut']} cut at {models[0].config.max_len} tokens)", file=sys.stderr)
+    for folder, accuracy in zip(args.weights, result.get("members", [])):
+        print(f"  {folder} alone: {accuracy}", file=sys.stderr)
+    if args.write and len(models) > 1:  # the ensemble's score, kept beside the last member (the app shows it)
+        record = {"members": args.weights, "data": data.name, "split": args.split, "accuracy": result["accuracy"],
+                  "n": result["n"], "member_accuracy": result["members"]}
+        metrics_file = Path(args.weights[-1]) / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        metrics["ensemble"] = record
+        metrics_file.write_text(json.dumps(metrics, indent=1))
+        print(f"wrote the ensemble's accuracy to {metrics_file}", file=sys.stderr)
     print(json.dumps({"accuracy": result["accuracy"], "n": result["n"]}))
 
 
@@ -334,6 +370,8 @@ def parse_args(argv=None):
     train.add_argument("--head-p", type=float, nargs=2, default=(0.4, 0.1), help="head dropouts (times --drop-mult)")
     train.add_argument("--head-hidden", type=int, default=50)
     train.add_argument("--drop-mult", type=float, default=0.5)
+    train.add_argument("--backwards", action="store_true",
+                       help="the encoder reads each text from its end (ULMFiT's backward model, for a forward+backward ensemble)")
     train.add_argument("--max-len", type=int, default=3000, help="longest text the saved classifier reads (tokens)")
     train.add_argument("--train-max-len", type=int, default=1500, help="texts are cut to this many tokens for training")
     train.add_argument("--bs", type=int, default=64)
@@ -356,7 +394,10 @@ def parse_args(argv=None):
     train.add_argument("--card-note", default="", help="a paragraph for the model card, after its metrics")
 
     evaluate = sub.add_parser("evaluate", help="print accuracy on a data set's held-out part as JSON, last")
-    evaluate.add_argument("--weights", required=True)
+    evaluate.add_argument("--weights", required=True, nargs="+", metavar="DIR",
+                          help="a classifier folder, or several (an ensemble averaging their probabilities)")
+    evaluate.add_argument("--write", action="store_true",
+                          help="with several --weights: record the ensemble's accuracy in the last folder's metrics.json")
     data_args(evaluate, required=True)
     evaluate.add_argument("--split", choices=["heldout", "all"], default="heldout",
                           help="'heldout': aclImdb test/, CSV is_valid rows or the seeded 10%%; 'all': every labelled text")

@@ -235,11 +235,20 @@ class ClassifierConfig:
     head_hidden: int = 50
     head_p: tuple[float, float] | list[float] = (0.2, 0.05)  # dropout before each of the head's two linear layers
     max_len: int = 3000  # longest text (tokens) the classifier reads; longer ones are cut (the app says so)
+    backwards: bool = False  # ULMFiT's backward model: the encoder reads each text from its last token to its first
 
     def __post_init__(self):
         if isinstance(self.encoder, dict):  # from config.json
             self.encoder = AWDLSTMConfig(**self.encoder)
         self.head_p = tuple(self.head_p)
+
+
+def reverse_padded(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each row's first lengths[b] entries in reverse order, the end padding left where it is: (B, T) -> (B, T)."""
+    steps = torch.arange(ids.shape[1], device=ids.device)[None, :]  # (1, T)
+    lengths = lengths.to(ids.device)[:, None]  # (B, 1)
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (B, T): where each position reads from
+    return ids.gather(1, index)
 
 
 def concat_pool(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -268,6 +277,8 @@ class TextClassifier(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2
 
     def features(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The pooled text representation (B, 3E) the head reads."""
+        if self.config.backwards:  # the text is cut (max_len) first, then read from its end
+            ids = reverse_padded(ids, lengths)  # (B, T)
         outputs, _ = self.encoder(ids)  # (B, T, E)
         return concat_pool(outputs, lengths)
 
