@@ -86,14 +86,8 @@ def _classifiers() -> list:
         return [forward]
 
 
-def _backward_note() -> str:
-    """Why the ensemble is one model short, if it is (the backward weights are missing or broken)."""
-    try:
-        BACKWARD.get()
-    except ModelUnavailable:
-        return ("The backward classifier (`sentiment-bwd`) is not available, so this is the forward model alone, "
-                "a little less accurate than the two together. The **How well these models do** panel says why.")
-    return BACKWARD.note
+BACKWARD_MISSING = ("The backward classifier (`sentiment-bwd`) is not available, so this is the forward model alone, "
+                    "a little less accurate than the two together. The **How well these models do** panel says why.")
 
 
 # --- pure handlers -------------------------------------------------------------------------------------
@@ -203,7 +197,8 @@ def analyse(text: str | None) -> SentimentView:
         analyzer = _analyzer(need_lm=False)
     except ModelUnavailable as err:
         return SentimentView([], {}, "", str(err))
-    notes += [note for note in (CLASSIFIER.note, _backward_note()) if note]
+    backward_note = BACKWARD.note if len(analyzer.classifiers) > 1 else BACKWARD_MISSING
+    notes += [note for note in (CLASSIFIER.note, backward_note) if note]
     prepared = analyzer.prepare(text)
     words = len(prepared.ids) - 1 - sum(t in TOKEN_KINDS for t in prepared.tokens[1:])
     if len(prepared.ids) <= 1:

@@ -157,8 +157,9 @@ def _load_int8(cls: type[M], folder: Path) -> M:
 
     model = cls(json.loads((folder / "config.json").read_text()))
     missing, unexpected = model.load_state_dict(dequantize_int8(load_file(str(folder / "model.safetensors"))), strict=False)
-    loaded = {p.data_ptr() for name, p in model.state_dict().items() if name not in missing}
-    missing = [name for name in missing if model.state_dict()[name].data_ptr() not in loaded]  # tied weights are fine
+    state = model.state_dict()
+    loaded = {state[name].data_ptr() for name in state if name not in missing}
+    missing = [name for name in missing if state[name].data_ptr() not in loaded]  # tied weights are fine
     if missing or unexpected:
         raise RuntimeError(f"Error(s) in loading state_dict for {cls.__name__}: missing keys {missing}, "
                            f"unexpected keys {unexpected}")

@@ -41,16 +41,21 @@ class Generation:
     text: str  # the continuation as readable text
 
 
+def check_ensemble(classifiers: list[TextClassifier]) -> list[TextClassifier]:
+    """Classifiers whose probabilities can be averaged: one vocabulary (they read the same ids), one class list."""
+    first = classifiers[0].config
+    if any(m.config.encoder.vocab != first.encoder.vocab or m.config.classes != first.classes for m in classifiers[1:]):
+        raise ValueError("an ensemble's classifiers must share one vocabulary and one list of classes")
+    return classifiers
+
+
 class SentimentAnalyzer:
     """`classifier` is one TextClassifier or several (ULMFiT's forward + backward ensemble): several average
     their probabilities, and the attribution is that of their mean logit margin."""
 
     def __init__(self, classifier: TextClassifier | Sequence[TextClassifier], lm: LanguageModel | None = None):
-        self.classifiers = [m.eval() for m in ([classifier] if isinstance(classifier, TextClassifier) else classifier)]
+        self.classifiers = check_ensemble([m.eval() for m in ([classifier] if isinstance(classifier, TextClassifier) else classifier)])
         self.classifier = self.classifiers[0]  # its vocabulary and max_len prepare the text for all of them
-        for other in self.classifiers[1:]:
-            if other.config.encoder.vocab != self.classifier.config.encoder.vocab or other.config.classes != self.classifier.config.classes:
-                raise ValueError("an ensemble's classifiers must share one vocabulary and one list of classes")
         self.lm = lm.eval() if lm is not None else None
         self.vocab = Vocab(self.classifier.config.encoder.vocab)
         self.lm_vocab = Vocab(lm.config.vocab) if lm is not None else None

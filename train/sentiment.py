@@ -54,6 +54,7 @@ from dl_core.data.sentiment import (  # noqa: E402
 from dl_core.learner import Callback, Learner, make_accelerator  # noqa: E402
 from dl_core.models.awd_lstm import AWDLSTMConfig, ClassifierConfig, LanguageModel, TextClassifier, classifier_loss  # noqa: E402
 from dl_core.schedules import slanted_triangular  # noqa: E402
+from dl_core.sentiment import check_ensemble  # noqa: E402
 from dl_core.text import RULE_TOKENS, TokenizedCorpus, Vocab  # noqa: E402
 from dl_core.callbacks import WallClockBudget  # noqa: E402
 from dl_core.ulmfit import GradualUnfreezing, discriminative_optimizer, unfreezing_recipe  # noqa: E402
@@ -117,13 +118,12 @@ def build(args, accelerator):
                     head_p=(args.head_p[0] * args.drop_mult, args.head_p[1] * args.drop_mult))
     if start is not None:  # transfer a whole classifier (e.g. IMDB's) to new data: its head already knows sentiment
         model = start.train()
-        model.encoder.set_dropouts(model.config.encoder, **dropouts)
         init = f"the classifier {args.init_classifier} (encoder and head)"
-        if args.backwards and not model.config.backwards:  # a forward model's weights, now reading texts end to start
-            model = TextClassifier(replace(model.config, backwards=True)).train()  # a new config (what config.json holds)
+        if args.backwards and not start.config.backwards:  # a forward model's weights, now reading texts end to start
+            model = TextClassifier(replace(start.config, backwards=True)).train()  # a new config (what config.json holds)
             model.load_state_dict(start.state_dict(), strict=True)
-            model.encoder.set_dropouts(model.config.encoder, **dropouts)
             init += ", now reading each text backwards"
+        model.encoder.set_dropouts(model.config.encoder, **dropouts)
     elif lm is not None and not args.from_scratch:
         model = TextClassifier.from_language_model(lm, **settings)
         model.encoder.set_dropouts(model.config.encoder, **dropouts)
@@ -315,8 +315,10 @@ def cmd_train(args) -> None:
 
 def cmd_evaluate(args) -> None:
     models = [hub.load_model(TextClassifier, folder) for folder in args.weights]
-    if any(m.config.encoder.vocab != models[0].config.encoder.vocab for m in models):
-        raise SystemExit("the classifiers of an ensemble must share one vocabulary")
+    try:
+        check_ensemble(models)
+    except ValueError as err:
+        raise SystemExit(f"{' '.join(args.weights)}: {err}") from err
     if torch.cuda.is_available():
         models = [m.cuda() for m in models]
     data = load_data(args.data, args)
