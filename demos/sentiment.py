@@ -19,7 +19,7 @@ ID = "sentiment"
 TITLE = "Lesson 10 · Sentiment"
 EXPLANATION = (Path(__file__).with_suffix(".md")).read_text(encoding="utf-8")
 MAX_CHARS = 20_000  # longer input is cut before tokenising (~4,000 tokens; the classifier reads at most 3,000)
-MAX_ATTRIBUTION_TOKENS = 1_000  # integrated gradients (two models) over longer texts take seconds; the rest is shown grey
+MAX_ATTRIBUTION_TOKENS = 750  # integrated gradients (two models) over longer texts take seconds; the rest is shown grey
 MAX_WORDS = 60  # generated words per click
 LM_CONTEXT_CHARS = 2_000  # the LM continues the end of the text; more context barely changes the next words
 EXAMPLES = [
