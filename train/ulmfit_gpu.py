@@ -18,18 +18,22 @@ Stages of `run` (each runs train/lm.py or train/sentiment.py in this process, so
   2 sentiment-lm    fine-tuned on the 50k IMDB review texts                                (required)
   3 sentiment       classifier: gradual unfreezing, discriminative + slanted triangular LR;
                     scored on IMDB test (25k) and zero-shot on rt-polarity's held-out 10%  (required)
-  4 sentiment-scratch   the same classifier without LM pretraining, same budget as stage 3 (optional)
-  5 lm-rt           the IMDB LM fine-tuned on rt-polarity's snippets (text only)           (optional)
-  6 sentiment-rt    a classifier on rt-polarity from that LM (CPU: 78.4% on the held-out 10%)   (optional)
-Optional stages run only if the deadline (--total-seconds) leaves room; budgets shrink to fit.
+  4 sentiment-bwd   the backward classifier (--backwards) from stage 3's weights; the app averages the two  (optional)
+  5 sentiment-scratch   the same classifier without LM pretraining, same budget as stage 3 (optional, extra)
+  6 lm-rt           the IMDB LM fine-tuned on rt-polarity's snippets (text only)           (optional, extra)
+  7 sentiment-rt    a classifier on rt-polarity from that LM (CPU: 78.4% on the held-out 10%)   (optional, extra)
+Optional stages run only if the deadline (--total-seconds) leaves room; budgets shrink to fit. --skip-optional
+skips the extra ones.
 
-OUT is kept small enough to fetch from a remote GPU job (at most 8 files of at most 16 MiB): the two bundled
-weight files `sentiment-lm/model.safetensors` and `sentiment/model.safetensors`, `results.json` (every
+OUT is kept small enough to fetch from a remote GPU job (at most 8 files of at most 16 MiB): the three bundled
+weight files `sentiment-lm`, `sentiment` and `sentiment-bwd/model.safetensors` (fp16), `results.json` (every
 stage's metrics and timings), and `folders.tar.gz` (every weight folder without its weights: config.json,
 README.md model cards, metrics.json, plus each stage's log). All are refreshed after every stage, so a
 killed run still returns what it had. Unpack with:
     mkdir -p runs/ulmfit-gpu && tar xzf OUT/folders.tar.gz -C runs/ulmfit-gpu     # cards, metrics, logs of every stage
-    for m in sentiment-lm sentiment; do mkdir -p weights/$m && cp runs/ulmfit-gpu/$m/* OUT/$m/model.safetensors weights/$m/; done
+    for m in sentiment-lm sentiment sentiment-bwd; do mkdir -p weights/$m && cp runs/ulmfit-gpu/$m/* OUT/$m/model.safetensors weights/$m/; done
+    for m in sentiment sentiment-bwd; do python -m dl_core.hub int8 weights/$m weights/$m; done   # the 40 MB budget
+    python train/sentiment.py evaluate --weights weights/sentiment weights/sentiment-bwd --data data/ulmfit/imdb.tokens.tar.xz --write
 """
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_RETURNED_FILE = 16 * 1024**2  # per-file limit of the remote job's returned files
-BUNDLED = ("sentiment-lm", "sentiment")  # the weight folders the app ships
+BUNDLED = ("sentiment-lm", "sentiment", "sentiment-bwd")  # the weight folders the app ships
 
 # Sizes: a bundled model.safetensors must stay under 16 MiB (fp16): 14k vocabulary x 256 embedding + 3 LSTM
 # layers 256 -> 512 -> 512 -> 256 is 8.1M parameters (15.4 MiB); LM + classifier 31 MB, under the 40 MB budget.
@@ -128,6 +132,10 @@ def stage_plans(args, paths: dict[str, Path | None], work: Path) -> list[dict]:
         dict(name="sentiment", script="sentiment", required=True, budget=b(95, 10), min_budget=b(45, 4),
              argv=lambda w: ["train", "--data", str(paths["imdb"]), "--lm", str(w / "sentiment-lm"), "--out", str(w / "sentiment"),
                              *clf, "--lr", "1e-2", *rt_eval]),
+        # ULMFiT's backward classifier, from the forward one's weights (no backward LM yet); the app averages the two
+        dict(name="sentiment-bwd", script="sentiment", required=False, budget=b(95, 10), min_budget=b(45, 4),
+             argv=lambda w: ["train", "--data", str(paths["imdb"]), "--init-classifier", str(w / "sentiment"), "--backwards",
+                             "--out", str(w / "sentiment-bwd"), *clf, "--lr", "2e-2", "--unfreeze-fraction", "0", *rt_eval]),
         dict(name="sentiment-scratch", script="sentiment", required=False, extra=True, budget=b(95, 10), min_budget=b(45, 4),
              argv=lambda w: ["train", "--data", str(paths["imdb"]), "--lm", str(w / "sentiment-lm"), "--from-scratch",
                              "--out", str(w / "sentiment-scratch"), *clf, "--lr", "5e-3", *rt_eval]),
