@@ -56,7 +56,10 @@ def _load_lm(folder: str):
     from dl_core.hub import load_model
     from dl_core.models.awd_lstm import LanguageModel
 
-    return load_model(LanguageModel, folder)
+    lm = load_model(LanguageModel, folder)
+    if lm.config.backwards:  # it would "continue" a text with the words before it
+        raise ValueError("this is a backward language model (it predicts the previous word); the tab continues texts with a forward one")
+    return lm
 
 
 _PIPELINE = ("python train/ulmfit_gpu.py prepare data/ulmfit --data-dir ../shared/data\n"

@@ -128,6 +128,17 @@ def test_missing_weights_explain_how_to_train_and_lm_is_separate(monkeypatch, tm
     assert "could not be loaded" in sentiment.continue_text("Great film.").notes
 
 
+def test_a_backward_language_model_is_refused_for_continuing_texts(monkeypatch, tmp_path):
+    from dl_core.models.awd_lstm import AWDLSTMConfig, LanguageModel
+    from dl_core.text import RULE_TOKENS, SPECIAL_TOKENS
+
+    config = AWDLSTMConfig(vocab=[*SPECIAL_TOKENS, *RULE_TOKENS, "great", "film"], emb_dim=8, hidden_dim=8, backwards=True)
+    LanguageModel(config).save_pretrained(tmp_path / "lm-bwd")
+    fresh_model(monkeypatch, sentiment, tmp_path / "lm-bwd", attr="LM")
+    view = sentiment.continue_text("Great film.")
+    assert "backward language model" in view.notes and "continues texts with a forward one" in view.notes
+
+
 def test_the_tab_uses_the_forward_and_backward_ensemble_and_works_without_the_backward_model(bundled, monkeypatch, tmp_path):
     text = "The first hour is slow and the lead is wooden, but the last act is TERRIFIC and the score is beautiful."
     analyzer = sentiment._analyzer(need_lm=False)

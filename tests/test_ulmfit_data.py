@@ -142,6 +142,14 @@ def test_lm_stream_rows_continue_across_batches():
     assert torch.equal(targets.flatten(), stream[1 : inputs.numel() + 1])  # each target is the next token
 
 
+def test_a_backward_stream_is_the_forward_one_reversed_each_text_ending_in_bos():
+    docs = [np.arange(10, 10 + n) for n in (3, 2)]
+    forward, backward = lm_stream(docs, seed=0), lm_stream(docs, seed=0, backwards=True)
+    assert torch.equal(backward, forward.flip(0))
+    first = int(forward[1]) - 10  # the document the seeded order put first
+    assert backward[-1] == Vocab.bos_id and backward[-len(docs[first]) - 1 : -1].tolist() == docs[first][::-1].tolist()
+
+
 def test_variable_bptt_covers_every_column_once_and_changes_per_epoch():
     sampler = BPTTBatchSampler(n_cols=1000, bptt=20, variable=True, seed=0)
     windows = sampler.windows()

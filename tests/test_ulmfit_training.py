@@ -144,6 +144,39 @@ def test_language_model_script_overfits_a_tiny_generated_text(tmp_path, capsys):
     assert vocab.decode(lm.generate(prompt, 4, temperature=0)) == ["eight", "nine", "ten", "eleven"]
 
 
+def test_a_backward_language_model_reads_each_text_from_its_end(tmp_path, capsys):
+    """--backwards: on texts that count up, a backward LM learns to count down (it predicts the word before),
+    keeps that direction through save, evaluate and fine-tuning, and starts only a backward classifier."""
+    from dl_core.hub import load_model
+    from dl_core.models.awd_lstm import LanguageModel
+    from dl_core.text import Vocab
+    from train.lm import main
+
+    data = counting_csv(tmp_path / "counting.csv")
+    common = ["--data", str(data), "--cache-dir", str(tmp_path / "cache"), "--workers", "0", "--bptt", "12", "--valid-fraction", "0.1"]
+    main(["train", *common, "--backwards", "--out", str(tmp_path / "bwd"), "--min-freq", "1", "--emb-dim", "32", "--hidden-dim", "32",
+          "--n-layers", "2", "--bs", "8", "--epochs", "15", "--lr", "3e-2", "--drop-mult", "0.1"])
+    metrics = json.loads((tmp_path / "bwd" / "metrics.json").read_text())
+    assert metrics["valid"]["perplexity"] < 2.0
+    assert json.loads((tmp_path / "bwd" / "config.json").read_text())["backwards"] is True
+    assert "reads **backwards**" in (tmp_path / "bwd" / "README.md").read_text()
+    capsys.readouterr()
+    main(["evaluate", "--weights", str(tmp_path / "bwd"), *common])  # scored reading backwards, as trained
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["perplexity"] == pytest.approx(metrics["valid"]["perplexity"], rel=0.01)
+
+    lm = load_model(LanguageModel, tmp_path / "bwd")
+    vocab = Vocab(lm.config.vocab)
+    assert vocab.decode(lm.generate(vocab.encode(["seven", "six", "five"]), 4, temperature=0)) == ["four", "three", "two", "one"]
+    with pytest.raises(ValueError, match="a forward classifier needs a forward language model"):
+        TextClassifier.from_language_model(lm)
+    assert TextClassifier.from_language_model(lm, backwards=True).config.backwards
+
+    main(["train", *common, "--init", str(tmp_path / "bwd"), "--out", str(tmp_path / "fwd"), "--epochs", "1", "--bs", "8"])
+    facts = json.loads((tmp_path / "fwd" / "metrics.json").read_text())["facts"]
+    assert "a backward LM now reading the other way" in facts["init"]
+    assert load_model(LanguageModel, tmp_path / "fwd").config.backwards is False
+
+
 def test_classifier_script_learns_a_separable_task_with_and_without_an_lm(tmp_path, capsys):
     from train.lm import main as lm_main
     from train.sentiment import main
@@ -269,3 +302,38 @@ def test_scripts_train_from_a_token_archive(tmp_path, capsys):
         main(["evaluate", "--weights", str(tmp_path / "clf"), "--data", str(source), "--workers", "0", "--cache-dir", ""])
     first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
     assert first == second and first["n"] == 8
+
+
+def test_the_gpu_pipeline_trains_backward_lms_only_when_asked(tmp_path):
+    """ulmfit_gpu.py run --backward-lm: a backward general LM, a backward IMDB LM from it, then the backward
+    classifier from that LM; without the flag (or if those stages did not run) the classifier starts from the
+    forward classifier's weights, as before."""
+    import argparse
+
+    from train.ulmfit_gpu import stage_plans
+
+    args = argparse.Namespace(smoke=True, cache_dir=tmp_path / "cache", seed=42, workers=0, backward_lm=False)
+    paths = {"imdb": tmp_path / "imdb.tokens.tar.xz", "general": tmp_path / "general.tokens.tar.xz", "rt": None}
+    assert not {"lm-general-bwd", "sentiment-lm-bwd"} & {p["name"] for p in stage_plans(args, paths, tmp_path)}
+    args.backward_lm = True
+    plans = {p["name"]: p for p in stage_plans(args, paths, tmp_path)}
+    order = list(plans)
+    assert order.index("sentiment") < order.index("lm-general-bwd") < order.index("sentiment-lm-bwd") < order.index("sentiment-bwd")
+    assert "--backwards" in plans["lm-general-bwd"]["argv"](tmp_path)
+
+    def after(*stages):  # pretend these stages wrote their weights
+        for name in stages:
+            (tmp_path / name).mkdir(exist_ok=True)
+            (tmp_path / name / "model.safetensors").touch()
+
+    def value(argv, flag):
+        return argv[argv.index(flag) + 1] if flag in argv else None
+
+    after("sentiment-lm", "sentiment")
+    assert value(plans["sentiment-lm-bwd"]["argv"](tmp_path), "--init") == str(tmp_path / "sentiment-lm")
+    assert value(plans["sentiment-bwd"]["argv"](tmp_path), "--init-classifier") == str(tmp_path / "sentiment")
+    after("lm-general-bwd", "sentiment-lm-bwd")
+    lm_argv, clf_argv = plans["sentiment-lm-bwd"]["argv"](tmp_path), plans["sentiment-bwd"]["argv"](tmp_path)
+    assert value(lm_argv, "--init") == str(tmp_path / "lm-general-bwd") and "--backwards" in lm_argv
+    assert value(clf_argv, "--lm") == str(tmp_path / "sentiment-lm-bwd") and "--backwards" in clf_argv
+    assert "--init-classifier" not in clf_argv

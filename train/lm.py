@@ -6,6 +6,9 @@
     python train/lm.py train --data ../shared/data/sentiment/aclImdb_v1.tar.gz --init weights/lm-general \\
         --out weights/sentiment-lm
     python train/lm.py evaluate --weights weights/sentiment-lm --data ../shared/data/sentiment/aclImdb_v1.tar.gz
+    # ULMFiT's backward LM (reads each text from its end), the start of the backward classifier
+    python train/lm.py train --data ../shared/data/sentiment/aclImdb_v1.tar.gz --init weights/sentiment-lm --backwards \
+        --out runs/sentiment-lm-bwd
     accelerate launch --multi_gpu --num_processes 2 train/lm.py train ...   # data-parallel, same script
 
 Data: a folder with wikitext-2/ (or wikitext-103/) and/or tiny-shakespeare.txt (general text; with
@@ -69,18 +72,19 @@ def split_corpus(corpus: TokenizedCorpus, valid_fraction: float, seed: int) -> t
     return corpus.subset(train_idx), corpus.subset(valid_idx)
 
 
-def lm_loader(docs, batch_size: int, bptt: int, variable: bool, seed: int) -> DataLoader:
-    dataset = LMStreamDataset(lm_stream(docs, seed=seed), batch_size)
+def lm_loader(docs, batch_size: int, bptt: int, variable: bool, seed: int, backwards: bool = False) -> DataLoader:
+    dataset = LMStreamDataset(lm_stream(docs, seed=seed, backwards=backwards), batch_size)
     sampler = BPTTBatchSampler(dataset.n_cols, bptt, variable=variable, seed=seed)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=first_item)
 
 
 @torch.no_grad()
 def perplexity(model: LanguageModel, docs, batch_size: int = 64, bptt: int = 70) -> dict:
-    """exp(mean next-token cross-entropy) over every token of `docs` read as one stream."""
+    """exp(mean next-token cross-entropy) over every token of `docs` read as one stream (in the model's
+    direction: a backward LM predicts each token from the ones after it)."""
     model.eval().reset()
     device = model.decoder.weight.device
-    stream = lm_stream(docs)
+    stream = lm_stream(docs, backwards=model.config.backwards)
     batch_size = max(1, min(batch_size, (len(stream) - 1) // 2))
     dataset = LMStreamDataset(stream, batch_size)
     total, count = 0.0, 0
@@ -105,14 +109,16 @@ def build(args, accelerator):
     dropouts = {k: getattr(args, k) * args.drop_mult for k in ("embed_p", "input_p", "weight_p", "hidden_p", "output_p")}
     if args.init:
         init = hub.load_model(LanguageModel, args.init)
-        model = init.with_vocab(vocab.itos)  # sizes come from --init, dropouts from here
+        model = init.with_vocab(vocab.itos, backwards=args.backwards)  # sizes come from --init, dropouts from here
         model.encoder.set_dropouts(model.config, **{k: v for k, v in dropouts.items() if k != "output_p"})
         model.output_dropout.p = model.config.output_p = dropouts["output_p"]
         shared = len(set(init.config.vocab) & set(vocab.itos))
         init_note = f"{args.init} ({shared} of {len(vocab)} tokens shared with its vocabulary)"
+        if init.config.backwards != args.backwards:
+            init_note += f", a {'forward' if args.backwards else 'backward'} LM now reading the other way"
     else:
         model = LanguageModel(AWDLSTMConfig(vocab=vocab.itos, emb_dim=args.emb_dim, hidden_dim=args.hidden_dim,
-                                            n_layers=args.n_layers, **dropouts))
+                                            n_layers=args.n_layers, backwards=args.backwards, **dropouts))
         init_note = "random"
     if progress:
         print(f"{description}: {len(train_tokens)} train / {len(valid_tokens)} valid texts, "
@@ -120,9 +126,9 @@ def build(args, accelerator):
               f"data ready in {time.perf_counter() - t0:.1f}s; init {init_note}")
     train_docs, valid_docs = train_tokens.numericalize(vocab), valid_tokens.numericalize(vocab)
     batch_size = max(1, min(args.bs, (sum(len(d) + 1 for d in train_docs) - 1) // (2 * args.bptt)))
-    train_dl = lm_loader(train_docs, batch_size, args.bptt, variable=True, seed=args.seed)
+    train_dl = lm_loader(train_docs, batch_size, args.bptt, variable=True, seed=args.seed, backwards=args.backwards)
     valid_bs = max(1, min(batch_size, (sum(len(d) + 1 for d in valid_docs) - 1) // 2))
-    valid_dl = lm_loader(valid_docs, valid_bs, args.bptt, variable=False, seed=args.seed)
+    valid_dl = lm_loader(valid_docs, valid_bs, args.bptt, variable=False, seed=args.seed, backwards=args.backwards)
     facts = {"data": description, "n_train_texts": len(train_tokens), "n_valid_texts": len(valid_tokens),
              "n_train_tokens": train_tokens.n_tokens, "n_valid_tokens": valid_tokens.n_tokens, "vocab": len(vocab),
              "init": init_note}
@@ -145,6 +151,8 @@ def model_card(args, facts: dict, metrics: dict, history: list[dict]) -> str:
         for h in history
     )
     cfg = facts["config"]
+    backwards = ("\nIt reads **backwards**: trained on each text reversed, it predicts a word from the words after it. It is the "
+                 "start of ULMFiT's backward classifier (`train/sentiment.py train --lm THIS --backwards`).") if cfg.backwards else ""
     return f"""---
 library_name: fastai-part2-demos
 license: mit
@@ -155,7 +163,7 @@ metrics: [perplexity]
 # Lesson 10 · AWD-LSTM language model ({facts['n_params'] / 1e6:.1f}M parameters)
 
 A {cfg.n_layers}-layer AWD-LSTM (embedding {cfg.emb_dim}, hidden {cfg.hidden_dim}, vocabulary {len(cfg.vocab)}, decoder tied
-to the embedding) from the fast.ai 2018 Part 2 lesson 10 / ULMFiT (`dl_core/models/awd_lstm.py`). Weights in fp16.
+to the embedding) from the fast.ai 2018 Part 2 lesson 10 / ULMFiT (`dl_core/models/awd_lstm.py`). Weights in fp16.{backwards}
 Initial weights: {facts['init']}.
 
 ## Data
@@ -264,6 +272,8 @@ def parse_args(argv=None):
     train = sub.add_parser("train", help="train, evaluate, save (and push) the LM")
     data_args(train)
     train.add_argument("--init", help="weight folder of an LM to start from (stage 2); its vocabulary is mapped")
+    train.add_argument("--backwards", action="store_true",
+                       help="a backward LM: reads each text from its end (for ULMFiT's backward classifier)")
     train.add_argument("--wikitext103", action="store_true", help="download WikiText-103 into --data first (network)")
     train.add_argument("--max-vocab", type=int, default=14_000)
     train.add_argument("--min-freq", type=int, default=3)

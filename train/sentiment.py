@@ -219,7 +219,7 @@ tags: [text-classification, sentiment-analysis, awd-lstm, ulmfit, fastai-part2, 
 datasets: [imdb]
 metrics: [accuracy]
 ---
-# Lesson 10 · ULMFiT sentiment classifier ({facts['n_params'] / 1e6:.1f}M parameters)
+# Lesson 10 · ULMFiT sentiment classifier{', backward' if cfg.backwards else ''} ({facts['n_params'] / 1e6:.1f}M parameters)
 
 An AWD-LSTM encoder ({enc.n_layers} layers, embedding {enc.emb_dim}, hidden {enc.hidden_dim}, vocabulary {len(enc.vocab)}) read over
 the whole text (up to {cfg.max_len} tokens{backwards}), concat pooling [last, max, mean], then BatchNorm/dropout/linear

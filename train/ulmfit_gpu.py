@@ -19,6 +19,9 @@ Stages of `run` (each runs train/lm.py or train/sentiment.py in this process, so
   3 sentiment       classifier: gradual unfreezing, discriminative + slanted triangular LR;
                     scored on IMDB test (25k) and zero-shot on rt-polarity's held-out 10%  (required)
   4 sentiment-bwd   the backward classifier (--backwards) from stage 3's weights; the app averages the two  (optional)
+                    With --backward-lm, as in the paper: first a backward general LM (lm-general-bwd) and a
+                    backward IMDB LM (sentiment-lm-bwd), then the backward classifier from that LM with
+                    gradual unfreezing. About 190 s more: give --total-seconds room for it.
   5 sentiment-scratch   the same classifier without LM pretraining, same budget as stage 3 (optional, extra)
   6 lm-rt           the IMDB LM fine-tuned on rt-polarity's snippets (text only)           (optional, extra)
   7 sentiment-rt    a classifier on rt-polarity from that LM (CPU: 78.4% on the held-out 10%)   (optional, extra)
@@ -119,6 +122,15 @@ def stage_plans(args, paths: dict[str, Path | None], work: Path) -> list[dict]:
     def init_from_general(w: Path) -> list[str]:  # stage 2 starts from stage 1's LM if stage 1 produced one
         return ["--init", str(w / "lm-general")] if (w / "lm-general" / "model.safetensors").is_file() else []
 
+    def backward_classifier_start(w: Path) -> list[str]:  # from the backward LM if that stage ran, else stage 3's weights
+        if (w / "sentiment-lm-bwd" / "model.safetensors").is_file():
+            return ["--lm", str(w / "sentiment-lm-bwd"), "--lr", "1e-2"]
+        return ["--init-classifier", str(w / "sentiment"), "--lr", "2e-2", "--unfreeze-fraction", "0"]
+
+    def init_from_general_bwd(w: Path) -> list[str]:  # the backward IMDB LM: from the backward general LM, else the forward IMDB LM
+        start = w / "lm-general-bwd" if (w / "lm-general-bwd" / "model.safetensors").is_file() else w / "sentiment-lm"
+        return ["--init", str(start)] if (start / "model.safetensors").is_file() else []
+
     def rt_lm(w: Path) -> Path:  # the rt classifier starts from the rt-tuned LM if that stage ran, else the IMDB LM
         return w / "lm-rt" if (w / "lm-rt" / "model.safetensors").is_file() else w / "sentiment-lm"
 
@@ -132,10 +144,18 @@ def stage_plans(args, paths: dict[str, Path | None], work: Path) -> list[dict]:
         dict(name="sentiment", script="sentiment", required=True, budget=b(95, 10), min_budget=b(45, 4),
              argv=lambda w: ["train", "--data", str(paths["imdb"]), "--lm", str(w / "sentiment-lm"), "--out", str(w / "sentiment"),
                              *clf, "--lr", "1e-2", *rt_eval]),
-        # ULMFiT's backward classifier, from the forward one's weights (no backward LM yet); the app averages the two
+        # --backward-lm: ULMFiT's backward LMs (each text read from its end), general then IMDB
+        dict(name="lm-general-bwd", script="lm", required=False, backward_lm=True, budget=b(20, 8), min_budget=b(10, 4),
+             argv=lambda w: ["train", "--data", str(paths["general"]), "--backwards", "--out", str(w / "lm-general-bwd"), *lm,
+                             *model, "--lr", "5e-3", "--valid-fraction", "0.02"]),
+        dict(name="sentiment-lm-bwd", script="lm", required=False, backward_lm=True, budget=b(165, 10), min_budget=b(60, 4),
+             argv=lambda w: ["train", "--data", str(paths["imdb"]), *init_from_general_bwd(w), "--backwards",
+                             "--out", str(w / "sentiment-lm-bwd"), *lm, *model, "--lr", "5e-3", "--valid-fraction", "0.01",
+                             "--frozen-fraction", "0.05"]),
+        # ULMFiT's backward classifier (from the backward LM, else from the forward classifier's weights); the app averages the two
         dict(name="sentiment-bwd", script="sentiment", required=False, budget=b(95, 10), min_budget=b(45, 4),
-             argv=lambda w: ["train", "--data", str(paths["imdb"]), "--init-classifier", str(w / "sentiment"), "--backwards",
-                             "--out", str(w / "sentiment-bwd"), *clf, "--lr", "2e-2", "--unfreeze-fraction", "0", *rt_eval]),
+             argv=lambda w: ["train", "--data", str(paths["imdb"]), *backward_classifier_start(w), "--backwards",
+                             "--out", str(w / "sentiment-bwd"), *clf, *rt_eval]),
         dict(name="sentiment-scratch", script="sentiment", required=False, extra=True, budget=b(95, 10), min_budget=b(45, 4),
              argv=lambda w: ["train", "--data", str(paths["imdb"]), "--lm", str(w / "sentiment-lm"), "--from-scratch",
                              "--out", str(w / "sentiment-scratch"), *clf, "--lr", "5e-3", *rt_eval]),
@@ -148,7 +168,8 @@ def stage_plans(args, paths: dict[str, Path | None], work: Path) -> list[dict]:
              argv=lambda w: ["train", "--data", str(paths["rt"]), "--lm", str(rt_lm(w)), "--out", str(w / "sentiment-rt"),
                              *clf, "--lr", "1e-2"]),
     ]
-    return [p for p in plans if not (p["name"] == "lm-general" and paths["general"] is None)
+    return [p for p in plans if not (p["name"] in ("lm-general", "lm-general-bwd") and paths["general"] is None)
+            and not (p.get("backward_lm") and not args.backward_lm)
             and not (p["name"] in ("lm-rt", "sentiment-rt") and paths["rt"] is None)]
 
 
@@ -251,6 +272,8 @@ def main(argv=None) -> int:
                      help="what a stage needs besides its fit (data, evaluation, saving): kept free before the deadline")
     run.add_argument("--smoke", action="store_true", help="tiny data, model and budgets (checks the pipeline on CPU)")
     run.add_argument("--skip-optional", action="store_true", help="only the three ULMFiT stages (no baseline, no rt stage)")
+    run.add_argument("--backward-lm", action="store_true",
+                     help="train backward LMs for the backward classifier, as the paper does (about 190 s more)")
     for p in (prep, run):
         p.add_argument("--data-dir", type=Path, default=REPO / "data" / "ulmfit")
         p.add_argument("--cache-dir", type=Path, default=Path("/tmp/ulmfit-cache"), help="token cache")

@@ -365,15 +365,18 @@ def read_token_archive(path: str | Path) -> TokenizedData:
 
 
 # --- language-model batches --------------------------------------------------------------------------------
-def lm_stream(docs: Sequence[np.ndarray], seed: int | None = None) -> torch.Tensor:
-    """One long id stream: `<bos>` + each document, in a seeded random order (or as given, seed None)."""
+def lm_stream(docs: Sequence[np.ndarray], seed: int | None = None, backwards: bool = False) -> torch.Tensor:
+    """One long id stream: `<bos>` + each document, in a seeded random order (or as given, seed None).
+    `backwards` reverses the whole stream, for a backward LM: each document read from its last token, then
+    its `<bos>`, exactly what a backward classifier reads (`reverse_padded` of `<bos>` + the text)."""
     order = list(range(len(docs)))
     if seed is not None:
         random.Random(seed).shuffle(order)
     parts = []
     for i in order:
         parts += [np.array([Vocab.bos_id]), np.asarray(docs[i], dtype=np.int64)]
-    return torch.from_numpy(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
+    stream = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return torch.from_numpy(np.ascontiguousarray(stream[::-1]) if backwards else stream)
 
 
 class LMStreamDataset(Dataset):

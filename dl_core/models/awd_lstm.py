@@ -41,6 +41,7 @@ class AWDLSTMConfig:
     hidden_p: float = 0.15  # locked dropout between LSTM layers
     output_p: float = 0.1  # locked dropout before the decoder (LM only)
     rules_version: int = RULES_VERSION  # dl_core.text rules the vocabulary was made with
+    backwards: bool = False  # the direction it was trained to read: a backward LM predicts each token from those after it
 
 
 class EmbeddingDropout(nn.Module):
@@ -175,10 +176,11 @@ class LanguageModel(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-
         return lstms + [embedding + [self.decoder.bias]]
 
     @torch.no_grad()
-    def with_vocab(self, new_vocab: list[str]) -> "LanguageModel":
+    def with_vocab(self, new_vocab: list[str], **changes) -> "LanguageModel":
         """A copy for another vocabulary (the lesson's stage 1 -> 2): rows of words both vocabularies share
-        are copied; new words start at the mean embedding and mean bias, a neutral guess."""
-        model = LanguageModel(AWDLSTMConfig(**{**asdict(self.config), "vocab": list(new_vocab)}))
+        are copied; new words start at the mean embedding and mean bias, a neutral guess. `changes` are
+        other config fields for the copy (e.g. backwards=True: a forward LM's weights start a backward one)."""
+        model = LanguageModel(AWDLSTMConfig(**{**asdict(self.config), "vocab": list(new_vocab), **changes}))
         state = {k: v for k, v in self.state_dict().items() if k not in ("encoder.embedding.weight", "decoder.bias")}
         old_index = {tok: i for i, tok in enumerate(self.config.vocab)}
         old_emb, old_bias = self.encoder.embedding.weight, self.decoder.bias
@@ -292,7 +294,13 @@ class TextClassifier(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2
 
     @classmethod
     def from_language_model(cls, lm: LanguageModel, **settings) -> "TextClassifier":
-        """A classifier whose encoder starts as the (fine-tuned) LM's encoder; the head starts fresh."""
+        """A classifier whose encoder starts as the (fine-tuned) LM's encoder; the head starts fresh. It reads
+        in the LM's direction: a backward classifier comes from a backward LM."""
+        backwards = settings.get("backwards", False)
+        if backwards != lm.config.backwards:  # its states summarise the other side of each word
+            want = "backward" if backwards else "forward"
+            raise ValueError(f"a {want} classifier needs a {want} language model, and this one reads the other way "
+                             f"(train/lm.py {'with' if backwards else 'without'} --backwards)")
         model = cls(ClassifierConfig(encoder=AWDLSTMConfig(**asdict(lm.config)), **settings))
         model.encoder.load_state_dict(lm.encoder.state_dict(), strict=True)
         return model
