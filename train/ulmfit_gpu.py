@@ -119,20 +119,23 @@ def stage_plans(args, paths: dict[str, Path | None], work: Path) -> list[dict]:
     rt_eval = ["--extra-eval", str(paths["rt"])] if paths["rt"] else []
     b = (lambda full, quick: quick if smoke else full)  # noqa: E731 - planned budgets in seconds
 
+    def has_weights(folder: Path) -> bool:  # the stage that writes `folder` ran and saved its model
+        return (folder / "model.safetensors").is_file()
+
     def init_from_general(w: Path) -> list[str]:  # stage 2 starts from stage 1's LM if stage 1 produced one
-        return ["--init", str(w / "lm-general")] if (w / "lm-general" / "model.safetensors").is_file() else []
+        return ["--init", str(w / "lm-general")] if has_weights(w / "lm-general") else []
 
     def backward_classifier_start(w: Path) -> list[str]:  # from the backward LM if that stage ran, else stage 3's weights
-        if (w / "sentiment-lm-bwd" / "model.safetensors").is_file():
+        if has_weights(w / "sentiment-lm-bwd"):
             return ["--lm", str(w / "sentiment-lm-bwd"), "--lr", "1e-2"]
         return ["--init-classifier", str(w / "sentiment"), "--lr", "2e-2", "--unfreeze-fraction", "0"]
 
     def init_from_general_bwd(w: Path) -> list[str]:  # the backward IMDB LM: from the backward general LM, else the forward IMDB LM
-        start = w / "lm-general-bwd" if (w / "lm-general-bwd" / "model.safetensors").is_file() else w / "sentiment-lm"
-        return ["--init", str(start)] if (start / "model.safetensors").is_file() else []
+        start = w / "lm-general-bwd" if has_weights(w / "lm-general-bwd") else w / "sentiment-lm"
+        return ["--init", str(start)] if has_weights(start) else []
 
     def rt_lm(w: Path) -> Path:  # the rt classifier starts from the rt-tuned LM if that stage ran, else the IMDB LM
-        return w / "lm-rt" if (w / "lm-rt" / "model.safetensors").is_file() else w / "sentiment-lm"
+        return w / "lm-rt" if has_weights(w / "lm-rt") else w / "sentiment-lm"
 
     plans = [
         dict(name="lm-general", script="lm", required=False, budget=b(20, 8), min_budget=b(10, 4),
