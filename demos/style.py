@@ -5,6 +5,7 @@ Pure handlers first (testable without a server), then the layout, then the wirin
 from __future__ import annotations
 
 import functools
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +156,26 @@ def stylise_photo(photo, style: str, size: int = 512) -> InstantView:
         out = model(image)
     h, w = image.shape[-2:]
     notes.insert(0, f"{w}×{h} px in {1000 * (time.perf_counter() - start):.0f} ms: one forward pass.")
+    if versus_live := heldout_comparison(MODELS[name]):
+        notes.insert(1, versus_live)
     return InstantView(to_image(out), painting, "\n\n".join(notes))
+
+
+def heldout_comparison(model: LazyModel) -> str:
+    """How the loaded network compares with Live (Gatys) on held-out photos, from the metrics.json that
+    `train/style.py evaluate --write` keeps beside its weights; "" when there is none."""
+    try:
+        heldout = json.loads((Path(model.source.location) / "metrics.json").read_text())["heldout"]
+        ratio, steps, n = heldout["style_ratio"], heldout["gatys_steps"], heldout["n"]
+    except (AttributeError, OSError, ValueError, KeyError, TypeError):  # no source, file, JSON or evaluation
+        return ""
+    sentence = f"On {n} held-out photos its style loss is {ratio:.1f}× that of {steps} *Live* steps"
+    if "gatys_steps_matched" not in heldout:  # evaluated before the matched-steps measurement
+        return sentence + "."
+    matched = heldout["gatys_steps_matched"]
+    if matched is None:
+        return sentence + f": lower than any of the {steps} steps."
+    return sentence + f": the one pass is worth ≈{matched} steps of pixel optimisation."
 
 
 # --- pure handlers: live Gatys -------------------------------------------------------------------------

@@ -85,11 +85,19 @@ def optimise_pixels(
             return
 
 
-def run_pixels(loss: StyleLoss, content: torch.Tensor, steps: int, **kwargs) -> PixelStep:
-    """Run optimise_pixels to the end and return the final step (for evaluation and tests)."""
+def run_pixels(loss: StyleLoss, content: torch.Tensor, steps: int, style_curve: list[float] | None = None,
+               **kwargs) -> PixelStep:
+    """Run optimise_pixels to the end and return the final step (for evaluation and tests).
+
+    style_curve: a list to receive the style loss after 0, 1, ..., `steps` updates (steps + 1 values), e.g. to
+    find how many steps of optimisation a trained network's one forward pass is worth."""
     last = None
-    for last in optimise_pixels(loss, content, steps=steps, report_every=max(1, steps), **kwargs):
-        pass
+    report_every = 1 if style_curve is not None else max(1, steps)
+    for last in optimise_pixels(loss, content, steps=steps, report_every=report_every, **kwargs):
+        if style_curve is not None and last.step > 0:  # step k reports the image after k - 1 updates
+            style_curve.append(last.style)
     with torch.no_grad():  # the losses of the final image itself (a step reports the image it started from)
         terms = loss(last.image, loss.content_targets(content))
+    if style_curve is not None:
+        style_curve.append(float(terms.style))
     return PixelStep(last.step, last.image, float(terms.content), float(terms.style), float(terms.total), terms.per_layer)

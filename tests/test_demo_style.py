@@ -72,6 +72,26 @@ def test_every_bundled_style_stylises_a_photo(bundled, tmp_path):
 def test_instant_output_has_the_photo_size_and_a_timing(tiny_style, tmp_path):
     view = style.stylise_photo(_photo(tmp_path), STARRY, 512)
     assert view.image.size == (120, 90) and "ms" in view.notes
+    assert "held-out" not in view.notes  # this folder was never evaluated: no comparison with Live
+
+
+@pytest.mark.parametrize("heldout, expected", [
+    ({"style_ratio": 4.441, "gatys_steps": 300, "n": 19, "gatys_steps_matched": 58}, "4.4× that of 300 *Live* steps: the one pass is worth ≈58 steps"),
+    ({"style_ratio": 0.9, "gatys_steps": 300, "n": 19, "gatys_steps_matched": None}, "lower than any of the 300 steps"),
+    ({"style_ratio": 6.39, "gatys_steps": 300, "n": 19}, "6.4× that of 300 *Live* steps."),
+])
+def test_instant_notes_compare_the_network_with_live_from_its_metrics(tiny_style, tmp_path, heldout, expected):
+    import json
+
+    (tmp_path / "style-starry_night" / "metrics.json").write_text(json.dumps({"heldout": heldout}))
+    view = style.stylise_photo(_photo(tmp_path), STARRY, 256)
+    assert "On 19 held-out photos" in view.notes and expected in view.notes
+
+
+def test_a_broken_metrics_file_only_drops_the_comparison(tiny_style, tmp_path):
+    (tmp_path / "style-starry_night" / "metrics.json").write_text("{not json")
+    view = style.stylise_photo(_photo(tmp_path), STARRY, 256)
+    assert view.image is not None and "held-out" not in view.notes
 
 
 def test_huge_photo_is_downscaled_with_a_note(tiny_style, tmp_path):

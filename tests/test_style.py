@@ -67,6 +67,30 @@ def test_losses_fall_over_five_gatys_steps(extractor):
     assert 0 <= final.image.min() and final.image.max() <= 1
 
 
+def test_style_curve_records_the_loss_after_every_update(extractor):
+    content, style = textured(0, 32), textured(1, 32)
+    loss = StyleLoss.from_image(extractor, style, LossWeights())
+    curve: list[float] = []
+    final = run_pixels(loss, content, steps=5, lr=0.05, style_curve=curve)
+    assert len(curve) == 6  # after 0, 1, ..., 5 updates
+    with torch.no_grad():
+        assert curve[0] == pytest.approx(float(loss(content, loss.content_targets(content)).style), rel=1e-5)  # the photo
+    assert curve[-1] == final.style and curve[-1] < curve[0]
+    # the same run without a curve ends on the same image
+    assert torch.equal(run_pixels(loss, content, steps=5, lr=0.05).image, final.image)
+
+
+def test_steps_matched_is_the_first_step_the_mean_curve_reaches_the_network():
+    sys.path.insert(0, str(REPO_ROOT / "train"))
+    from style import steps_matched
+
+    curves = [[3.0, 2.0, 1.0, 0.5], [5.0, 3.0, 1.0, 0.5]]  # mean: 4, 2.5, 1, 0.5
+    assert steps_matched(2.5, curves) == 1
+    assert steps_matched(2.4, curves) == 2
+    assert steps_matched(10.0, curves) == 0  # no better than the photo itself
+    assert steps_matched(0.1, curves) is None  # lower than every step
+
+
 def test_stop_request_ends_the_optimisation_early(extractor):
     loss = StyleLoss.from_image(extractor, textured(1, 32), LossWeights())
     calls = iter(range(100))
@@ -212,13 +236,14 @@ def test_train_script_end_to_end_and_evaluate_prints_json_last(tmp_path):
     assert train.returncode == 0, train.stderr[-3000:]
     assert {"README.md", "config.json", "model.safetensors", "metrics.json"} <= {p.name for p in out.iterdir()}
     card = (out / "README.md").read_text()
-    assert "python train/style.py train --style" in card and "Style ratio" in card
+    assert "python train/style.py train --style" in card and "Style ratio" in card and "Gatys step" in card
     evaluate = subprocess.run(common + ["evaluate", "--weights", str(out), "--data", str(heldout), "--steps", "3", "--size", "40"],
                               capture_output=True, text=True, timeout=300, env={**env, **_python_env()})
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     result = json.loads(evaluate.stdout.strip().splitlines()[-1])
     assert result["n"] == 2 and set(result) >= {"content_loss", "style_loss", "gatys_style_loss", "style_ratio"}
     assert result["style_ratio"] == pytest.approx(result["style_loss"] / result["gatys_style_loss"], rel=0.01)
+    assert result["gatys_steps_matched"] is None or 0 <= result["gatys_steps_matched"] <= 3
     # --init trains on from that network: its sizes (not the default channels) and its weights
     more = subprocess.run(common + ["train", "--style", str(painting), "--content", str(content), "--heldout", str(heldout),
                                     "--init", str(out), "--size", "32", "--style-size", "32", "--epochs", "1",

@@ -9,9 +9,12 @@ dl_core/perceptual.py on random crops of content photos: the raccoon photos and 
 
 `evaluate` stylises every photo in a folder, runs 300 steps of Gatys pixel optimisation on the same
 (photo, painting) pair with the same loss, and prints one JSON line, last:
-    {"content_loss": ..., "style_loss": ..., "gatys_style_loss": ..., "style_ratio": ..., "n": ...}
+    {"content_loss": ..., "style_loss": ..., "gatys_style_loss": ..., "style_ratio": ..., "n": ...,
+     "gatys_steps_matched": ...}
 style_ratio = network style loss / Gatys style loss (mean over photos): how close one forward pass gets to
-300 optimisation steps. Losses are the relative errors defined in dl_core/perceptual.py.
+300 optimisation steps. gatys_steps_matched: the step at which Gatys' mean style loss first falls to the
+network's, i.e. how many optimisation steps the one forward pass is worth. Losses are the relative errors
+defined in dl_core/perceptual.py.
 """
 from __future__ import annotations
 
@@ -157,19 +160,27 @@ def evaluate_against_gatys(model: StyleNet, paths: list[Path], size: int = 256, 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device)
     loss = loss_for(model, device)
-    rows = []
+    rows, curves = [], []
     for path in tqdm(paths, desc="evaluate", unit="photo"):
         photo = to_tensor(fit_within(Image.open(path).convert("RGB"), size))[None].to(device)
         target = loss.content_targets(photo)
         with torch.no_grad():
             net = loss(model(photo), target)
-        gatys = run_pixels(loss, photo, steps=gatys_steps, lr=lr)
+        curves.append([])
+        gatys = run_pixels(loss, photo, steps=gatys_steps, lr=lr, style_curve=curves[-1])
         rows.append((float(net.content), float(net.style), gatys.content, gatys.style))
     n = len(rows)
     mean = [sum(r[i] for r in rows) / n for i in range(4)]
     return {"content_loss": round(mean[0], 4), "style_loss": round(mean[1], 5), "gatys_content_loss": round(mean[2], 4),
             "gatys_style_loss": round(mean[3], 5), "style_ratio": round(mean[1] / mean[3], 3), "n": n,
-            "size": size, "gatys_steps": gatys_steps}
+            "size": size, "gatys_steps": gatys_steps, "gatys_steps_matched": steps_matched(mean[1], curves)}
+
+
+def steps_matched(network_style: float, curves: list[list[float]]) -> int | None:
+    """How many Gatys steps one forward pass is worth: the first step at which pixel optimisation's mean style
+    loss over the photos is as low as the network's (the same means as style_ratio). None: lower than every step."""
+    mean_curve = [sum(values) / len(values) for values in zip(*curves)]  # after 0, 1, ..., gatys_steps updates
+    return next((step for step, style in enumerate(mean_curve) if style <= network_style), None)
 
 
 def _display(path: str | Path) -> str:
@@ -189,8 +200,19 @@ def _metrics_section(args, heldout: dict) -> str:
 | Gatys, {heldout["gatys_steps"]} Adam steps on the pixels, same loss | {heldout["gatys_content_loss"]:.4f} | {heldout["gatys_style_loss"]:.5f} |
 
 **Style ratio (network / Gatys): {heldout["style_ratio"]:.2f}** over {heldout["n"]} photos (bar: ≤ 1.5).
-Reproduce: `{ev}`
+{_steps_matched_sentence(heldout)}Reproduce: `{ev}`
 """
+
+
+def _steps_matched_sentence(heldout: dict) -> str:
+    """The card's line on what one forward pass is worth in Gatys steps (folders evaluated before it: nothing)."""
+    if "gatys_steps_matched" not in heldout:
+        return ""
+    matched = heldout["gatys_steps_matched"]
+    if matched is None:
+        return f"Its style loss is lower than that of every one of the {heldout['gatys_steps']} Gatys steps.\n"
+    return (f"Its one forward pass is worth **{matched} Gatys steps**: the step at which pixel optimisation's mean "
+            f"style loss first falls to the network's.\n")
 
 
 def training_lineage(folder: str | Path) -> list[dict]:
