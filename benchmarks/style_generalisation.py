@@ -1,0 +1,126 @@
+"""Why a trained style network stays above Gatys on held-out photos: capacity, memorisation or training time?
+
+    python benchmarks/style_generalisation.py [--style starry_night] [--photo-steps 400] [--crops 64 --crop-steps 200]
+
+Starts from a bundled network (weights/style-<style>) and trains copies of it, with its own loss, on:
+  one photo   a single held-out photo (CSet5 baby): can the architecture reach Gatys' style loss on one image?
+  K crops     K fixed 256-px centre crops of training photos, batches of 8: does what it learns carry over?
+and prints each run's style ratio (network style loss / that of 300 Gatys steps, same loss) as it goes: on
+the photo it trains on, on the K crops (Gatys run on 8 of them) and on the held-out photos (Gatys' mean from
+the folder's metrics.json, written by `train/style.py evaluate --write`). About 8 minutes on 2 CPU cores.
+Nothing is saved: the bundled weights are only read.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from dl_core import hub  # noqa: E402
+from dl_core.data.photos import fit_within, list_images, to_tensor  # noqa: E402
+from dl_core.gatys import run_pixels  # noqa: E402
+from dl_core.models.style_net import StyleNet  # noqa: E402
+from style import DEFAULT_CONTENT, DEFAULT_HELDOUT, center_crop, loss_for  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def mean_style(model: StyleNet, loss, photos: list[torch.Tensor]) -> float:
+    """The network's mean style loss over photos of any sizes, one at a time, in eval mode."""
+    model.eval()
+    with torch.no_grad():
+        styles = [float(loss(model(p), loss.content_targets(p)).style) for p in photos]
+    model.train()
+    return sum(styles) / len(styles)
+
+
+def gatys_style(loss, photos: list[torch.Tensor], steps: int = 300) -> float:
+    return sum(run_pixels(loss, p, steps=steps).style for p in photos) / len(photos)
+
+
+def train_copy(start: StyleNet, loss, batches, steps: int, lr: float, report_at: set[int], report) -> None:
+    """Adam on a copy of the network, calling report(step, model) at the chosen steps (0 included)."""
+    model = copy.deepcopy(start).train()
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    for step in range(steps + 1):
+        if step in report_at:
+            report(step, model)
+        if step == steps:
+            return
+        batch = next(batches)
+        terms = loss(model(batch), loss.content_targets(batch))
+        optimiser.zero_grad(set_to_none=True)
+        terms.total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimiser.step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--style", default="starry_night")
+    parser.add_argument("--photo", default=str(DEFAULT_HELDOUT[0] / "baby.png"), help="the held-out photo of the one-photo run")
+    parser.add_argument("--photo-steps", type=int, default=400)
+    parser.add_argument("--crops", type=int, default=64)
+    parser.add_argument("--crop-steps", type=int, default=200)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    folder = REPO / "weights" / f"style-{args.style}"
+    model = hub.load_model(StyleNet, folder).float()
+    loss = loss_for(model)
+    gatys_heldout = json.loads((folder / "metrics.json").read_text())["heldout"]["gatys_style_loss"]
+    heldout = [to_tensor(fit_within(Image.open(p).convert("RGB"), 256))[None] for p in list_images(DEFAULT_HELDOUT)]
+    start_time = time.perf_counter()
+    rows: list[str] = []
+
+    def heldout_ratio(net: StyleNet) -> str:
+        return f"{mean_style(net, loss, heldout) / gatys_heldout:.2f}"
+
+    # One photo: the architecture's capacity for a single image
+    photo = to_tensor(fit_within(Image.open(args.photo).convert("RGB"), 256))[None]
+    gatys_photo = gatys_style(loss, [photo])
+
+    def report_photo(step: int, net: StyleNet) -> None:
+        rows.append(f"| one photo ({Path(args.photo).name}) | {step} | {mean_style(net, loss, [photo]) / gatys_photo:.2f} | | "
+                    f"{heldout_ratio(net)} | {time.perf_counter() - start_time:.0f} |")
+        print(rows[-1], file=sys.stderr, flush=True)
+
+    steps = args.photo_steps
+    train_copy(model, loss, iter(lambda: photo, None), steps, args.lr, {0, 50, 100, steps // 2, steps}, report_photo)
+
+    # K fixed crops: memorised or learned?
+    paths = list_images(DEFAULT_CONTENT)
+    crops = torch.stack([center_crop(p, 256) for p in paths[:: max(1, len(paths) // args.crops)][: args.crops]])
+    gatys_crops = gatys_style(loss, [crops[i:i + 1] for i in range(0, len(crops), max(1, len(crops) // 8))][:8])
+    generator = torch.Generator().manual_seed(0)
+    crop_batches = iter(lambda: crops[torch.randint(len(crops), (8,), generator=generator)], None)
+
+    def report_crops(step: int, net: StyleNet) -> None:
+        crop_ratio = mean_style(net, loss, [crops[i:i + 1] for i in range(len(crops))]) / gatys_crops
+        rows.append(f"| {len(crops)} fixed training crops | {step} | | {crop_ratio:.2f} | {heldout_ratio(net)} | "
+                    f"{time.perf_counter() - start_time:.0f} |")
+        print(rows[-1], file=sys.stderr, flush=True)
+
+    steps = args.crop_steps
+    train_copy(model, loss, crop_batches, steps, args.lr, {0, steps // 4, steps // 2, steps}, report_crops)
+
+    print(f"\nStyle ratio (network ÷ 300 Gatys steps, same loss) while training copies of weights/style-{args.style}, "
+          f"Adam lr {args.lr:g}")
+    print("| trained on | steps | ratio on that photo | ratio on the crops | ratio on held-out photos | seconds |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
