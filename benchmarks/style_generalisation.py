@@ -23,10 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
 
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from dl_core import hub  # noqa: E402
-from dl_core.data.photos import fit_within, list_images, to_tensor  # noqa: E402
+from dl_core.data.photos import list_images, load_photo  # noqa: E402
 from dl_core.gatys import run_pixels  # noqa: E402
 from dl_core.models.style_net import StyleNet  # noqa: E402
 from style import DEFAULT_CONTENT, DEFAULT_HELDOUT, center_crop, loss_for  # noqa: E402
@@ -80,7 +79,7 @@ def main() -> None:
     model = hub.load_model(StyleNet, folder).float()
     loss = loss_for(model)
     gatys_heldout = json.loads((folder / "metrics.json").read_text())["heldout"]["gatys_style_loss"]
-    heldout = [to_tensor(fit_within(Image.open(p).convert("RGB"), 256))[None] for p in list_images(DEFAULT_HELDOUT)]
+    heldout = [load_photo(p, 256) for p in list_images(DEFAULT_HELDOUT)]
     start_time = time.perf_counter()
     rows: list[str] = []
 
@@ -88,7 +87,7 @@ def main() -> None:
         return f"{mean_style(net, loss, heldout) / gatys_heldout:.2f}"
 
     # One photo: the architecture's capacity for a single image
-    photo = to_tensor(fit_within(Image.open(args.photo).convert("RGB"), 256))[None]
+    photo = load_photo(args.photo, 256)
     gatys_photo = gatys_style(loss, [photo])
 
     def report_photo(step: int, net: StyleNet) -> None:

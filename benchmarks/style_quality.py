@@ -23,9 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from PIL import Image  # noqa: E402
 
-from dl_core.data.photos import fit_within, list_images, to_tensor  # noqa: E402
+from dl_core.data.photos import list_images, load_photo  # noqa: E402
 from dl_core.gatys import run_pixels  # noqa: E402
 from dl_core.perceptual import FeatureExtractor, LossWeights, StyleLoss  # noqa: E402
 
@@ -98,10 +97,10 @@ def compare_networks(folders: list[str], size: int) -> None:
         model = load_model(StyleNet, folder)
         name = model.config.style_name.replace("_", "-")
         painting_file = next((SHARED / "style").glob(f"{name}*.jpg"), None) or next((SHARED / "style").glob(f"{model.config.style_name}*.jpg"))
-        painting = to_tensor(fit_within(Image.open(painting_file).convert("RGB"), size))[None]
+        painting = load_photo(painting_file, size)
         scores = {"colour": [], "texture": [], "content": []}
         for path in photos:
-            photo = to_tensor(fit_within(Image.open(path).convert("RGB"), size))[None]
+            photo = load_photo(path, size)
             with torch.no_grad():
                 out = model(photo)
             scores["colour"].append(colour_distance(out, painting))
@@ -138,9 +137,9 @@ def main() -> None:
         variants[label] = (FeatureExtractor(smoothing=smoothing, temperature=t), LossWeights(style_weight=float(style_weight)))
     results = {name: {"colour": [], "texture": [], "content": [], "peak": []} for name in variants}
     for painting_path in paintings:
-        painting = to_tensor(fit_within(Image.open(painting_path).convert("RGB"), args.size))[None]
+        painting = load_photo(painting_path, args.size)
         for photo_path in photos:
-            photo = to_tensor(fit_within(Image.open(photo_path).convert("RGB"), args.size))[None]
+            photo = load_photo(photo_path, args.size)
             for name, (extractor, weights) in variants.items():
                 loss = StyleLoss.from_image(extractor, painting, weights)
                 result = run_pixels(loss, photo, steps=args.steps).image
@@ -152,8 +151,8 @@ def main() -> None:
             print(f"{painting_path.stem} x {photo_path.stem}: " + ", ".join(
                 f"{n} colour {r['colour'][-1]:.3f} texture {r['texture'][-1]:.3f} content {r['content'][-1]:.2f}"
                 for n, r in results.items()), flush=True)
-    baseline_colour = statistics.median(colour_distance(to_tensor(fit_within(Image.open(p).convert("RGB"), args.size))[None],
-                                                        to_tensor(fit_within(Image.open(s).convert("RGB"), args.size))[None])
+    baseline_colour = statistics.median(colour_distance(load_photo(p, args.size),
+                                                        load_photo(s, args.size))
                                         for s in paintings for p in photos)
     print(f"\nGatys, {args.steps} Adam steps at {args.size} px, {len(paintings)} paintings x {len(photos)} photos "
           f"(medians; the untouched photos' colour distance to the paintings: {baseline_colour:.3f})\n")

@@ -36,7 +36,7 @@ from tqdm import tqdm  # noqa: E402
 
 from dl_core import hub  # noqa: E402
 from dl_core.callbacks import Checkpoint, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter, WallClockBudget  # noqa: E402
-from dl_core.data.photos import EpochSampler, RandomCrops, fit_within, list_images, to_tensor  # noqa: E402
+from dl_core.data.photos import EpochSampler, RandomCrops, list_images, load_photo, to_tensor  # noqa: E402
 from dl_core.gatys import run_pixels  # noqa: E402
 from dl_core.learner import Callback, Learner, make_accelerator  # noqa: E402
 from dl_core.models.style_net import StyleNet, StyleNetConfig  # noqa: E402
@@ -162,7 +162,7 @@ def evaluate_against_gatys(model: StyleNet, paths: list[Path], size: int = 256, 
     loss = loss_for(model, device)
     rows, curves = [], []
     for path in tqdm(paths, desc="evaluate", unit="photo"):
-        photo = to_tensor(fit_within(Image.open(path).convert("RGB"), size))[None].to(device)
+        photo = load_photo(path, size).to(device)
         target = loss.content_targets(photo)
         with torch.no_grad():
             net = loss(model(photo), target)

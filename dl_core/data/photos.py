@@ -40,6 +40,12 @@ def to_image(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray((array * 255 + 0.5).astype(np.uint8))
 
 
+def load_photo(path: str | Path, max_side: int) -> torch.Tensor:
+    """A local image file as a batch of one, (1, 3, H, W) in [0, 1], downscaled to fit within max_side.
+    (For data folders; the app's uploads go through dl_core.images.load_rgb, which checks them first.)"""
+    return to_tensor(fit_within(Image.open(path).convert("RGB"), max_side))[None]
+
+
 def fit_within(image: Image.Image, max_side: int) -> Image.Image:
     """Downscale (never upscale) so the longer side is at most max_side."""
     scale = max_side / max(image.size)
