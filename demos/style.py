@@ -162,12 +162,17 @@ def stylise_photo(photo, style: str, size: int = 512) -> InstantView:
 
 
 def heldout_comparison(model: LazyModel) -> str:
-    """How the loaded network compares with Live (Gatys) on held-out photos, from the metrics.json that
-    `train/style.py evaluate --write` keeps beside its weights; "" when there is none."""
+    """How the loaded network compares with Live (Gatys) on held-out photos; "" when that was not measured."""
+    return _heldout_comparison(model.source.location) if model.source else ""
+
+
+@functools.cache  # read once per weight folder, like the network itself
+def _heldout_comparison(folder: str) -> str:
+    """From the metrics.json that `train/style.py evaluate --write` keeps beside the weights."""
     try:
-        heldout = json.loads((Path(model.source.location) / "metrics.json").read_text())["heldout"]
+        heldout = json.loads((Path(folder) / "metrics.json").read_text())["heldout"]
         ratio, steps, n = heldout["style_ratio"], heldout["gatys_steps"], heldout["n"]
-    except (AttributeError, OSError, ValueError, KeyError, TypeError):  # no source, file, JSON or evaluation
+    except (OSError, ValueError, KeyError, TypeError):  # no file, JSON or evaluation
         return ""
     sentence = f"On {n} held-out photos its style loss is {ratio:.1f}× that of {steps} *Live* steps"
     if "gatys_steps_matched" not in heldout:  # evaluated before the matched-steps measurement
