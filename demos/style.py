@@ -42,6 +42,8 @@ BACKBONE_LAYERS = {"efficientnet_lite0": LAYERS, "vgg16": tuple(VGG16_TAPS)}
 VGG_NEEDS_PAINTING = ("VGG16 needs the painting itself: a trained style stores only EfficientNet's Gram matrices, and "
                       "this server has no copy of that painting. Upload it as *Your painting* and pick "
                       f"'{YOUR_PAINTING}', or use EfficientNet-Lite0.")
+# The live tab's starting images, as (label, value): the value is LiveSettings.start (and the API's).
+START_FROM = [("the photo", "content"), ("noise", "noise"), ("the trained network's output", "network")]
 RECONSTRUCT_LAYERS = ("stem", "block2", "block4", "block7", "block10", "block15")
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -203,7 +205,7 @@ class LiveSettings:
     layers: tuple[str, ...] = DEFAULT_LAYERS["efficientnet_lite0"]["style"]
     size: int = 256
     steps: int = 200
-    start: str = "content"
+    start: str = "content"  # or "noise", or "network": the trained style network's output, refined (START_FROM)
     report_every: int = 10
     backbone: str = "efficientnet_lite0"  # or "vgg16" (BACKBONES)
     notes: list[str] = field(default_factory=list)
@@ -292,6 +294,20 @@ def _current_grams(extractor, image, layers):
     return {name: gram_matrix(extractor.smooth(f)) for name, f in feats.items()}
 
 
+def _start_image(start: str, style: str, content):
+    """What the pixels start as: "content" (the photo), "noise", or the trained network's stylisation of the
+    photo, which the optimisation then refines (lesson 14's one pass as a head start for lesson 13's loop)."""
+    import torch
+
+    if start != "network":
+        return start
+    if style not in STYLES:
+        raise ValueError("Starting from the network's output needs one of the trained styles: a network is "
+                         "trained per painting. Start from the photo or noise instead.")
+    with torch.no_grad():
+        return MODELS[STYLES[style]].get()(content)
+
+
 def live_style_transfer(photo, style: str, painting, settings: LiveSettings) -> Iterator[LiveView]:
     """Gatys et al.: Adam on the pixels, yielding the image and the losses every `report_every` steps."""
     import pandas as pd
@@ -314,6 +330,7 @@ def live_style_transfer(photo, style: str, painting, settings: LiveSettings) -> 
         content = _load_photo(photo, size, notes)
         loss_config, grams = _style_target(style, painting, size, notes, settings.backbone)
         extractor = _extractor(loss_config)
+        start_from = _start_image(settings.start, style, content)
     except (BadImage, ValueError, ModelUnavailable, FeaturesUnavailable) as err:
         yield LiveView(None, None, None, str(err))
         return
@@ -322,13 +339,14 @@ def live_style_transfer(photo, style: str, painting, settings: LiveSettings) -> 
                       style_weight=loss_config["style_weight"] * float(settings.style_strength))
     weights = loss.weights
     rows: list[dict] = []
+    started_as = " from the trained network's output" if settings.start == "network" else ""
     start = time.perf_counter()
-    for step in optimise_pixels(loss, content, steps=steps, start=settings.start, report_every=settings.report_every):
+    for step in optimise_pixels(loss, content, steps=steps, start=start_from, report_every=settings.report_every):
         rows += [{"step": step.step, "loss": step.content * weights.content_weight, "term": "content × weight"},
                  {"step": step.step, "loss": step.style * weights.style_weight, "term": "style × weight"},
                  {"step": step.step, "loss": step.total, "term": "total"}]
         elapsed = time.perf_counter() - start
-        status = (f"step {step.step}/{steps} · {elapsed:.1f} s · content {step.content:.3f} · style {step.style:.4f}"
+        status = (f"step {step.step}/{steps}{started_as} · {elapsed:.1f} s · content {step.content:.3f} · style {step.style:.4f}"
                   + ("" if step.step < steps else f" · done: {1000 * elapsed / max(1, steps):.0f} ms per step"))
         final = step.step == steps
         figure = gram_figure(grams, _current_grams(extractor, step.image, layers), layers) if layers and (final or step.step == 0) else gr.skip()
@@ -396,7 +414,7 @@ def build() -> None:
                                             elem_id="style-backbone")
                         layers = gr.CheckboxGroup(list(LAYERS), value=list(LiveSettings().layers), label="style layers",
                                                   elem_id="style-layers")
-                        start = gr.Radio(["content", "noise"], value="content", label="start from")
+                        start = gr.Radio(START_FROM, value="content", label="start from", elem_id="style-start")
                     with gr.Row():
                         live_button = gr.Button("Start", variant="primary", elem_id="style-live-button")
                         stop_button = gr.Button("Stop", elem_id="style-stop-button")

@@ -47,20 +47,27 @@ def optimise_pixels(
     content: torch.Tensor,
     steps: int = 200,
     lr: float = 0.02,
-    start: str = "content",
+    start: str | torch.Tensor = "content",
     report_every: int = 10,
     seed: int = 0,
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[PixelStep]:
     """Yield the starting image, then every `report_every` steps (and the last step) until `steps` or a stop.
 
-    content: (1, 3, H, W) photo in [0, 1]. start: "content" (the photo itself: fastest) or "noise"
-    (smoothed noise, as in the lesson: slower, but shows the style being built from nothing).
+    content: (1, 3, H, W) photo in [0, 1]. start: "content" (the photo itself: fastest), "noise" (smoothed
+    noise, as in the lesson: slower, but shows the style being built from nothing) or an image of content's
+    shape, e.g. a trained style network's output, which the optimisation then refines.
     """
-    if start not in ("content", "noise"):
-        raise ValueError("start must be 'content' or 'noise'")
-    generator = torch.Generator().manual_seed(seed)
-    image = content.clone() if start == "content" else smooth_noise(tuple(content.shape), generator).to(content.device)
+    if isinstance(start, torch.Tensor):
+        if start.shape != content.shape:
+            raise ValueError(f"the start image is {tuple(start.shape)}, the photo {tuple(content.shape)}")
+        image = start.detach().clone().clamp(0, 1).to(content.device)
+    elif start == "content":
+        image = content.clone()
+    elif start == "noise":
+        image = smooth_noise(tuple(content.shape), torch.Generator().manual_seed(seed)).to(content.device)
+    else:
+        raise ValueError("start must be 'content', 'noise' or an image")
     image.requires_grad_(True)
     optimiser = torch.optim.Adam([image], lr=lr)
     target = loss.content_targets(content)

@@ -11,6 +11,7 @@ from PIL import Image
 from conftest import REPO_ROOT
 from demos import style
 from demos.common import LazyModel
+from dl_core.data.photos import to_image
 from dl_core.hub import save_model
 from dl_core.models.style_net import StyleNet, StyleNetConfig
 from dl_core.perceptual import DEFAULT_FEATURES, loss_settings, style_grams
@@ -159,6 +160,23 @@ def test_live_streams_images_losses_and_grams(tiny_style, tmp_path):
     assert sorted(frame["step"].unique()) == [0, 2, 4] and set(frame["term"]) == {"content × weight", "style × weight", "total"}
     assert views[-1].grams is not None and len(views[-1].grams.axes) == 4  # 2 rows x 2 layers
     assert "done" in views[-1].status
+
+
+def test_live_can_start_from_the_networks_output_and_refine_it(tiny_style, tmp_path):
+    settings = style.LiveSettings(steps=2, size=64, report_every=1, start="network")
+    photo = _photo(tmp_path)
+    views = list(style.live_style_transfer(photo, STARRY, None, settings))
+    with torch.no_grad():  # the same network on the same photo, at the live tab's smallest size (64 is raised to it)
+        network_output = style.MODELS["starry_night"].get()(style._load_photo(photo, style.LIVE_SIZES[0], []))
+    assert np.array_equal(np.asarray(views[0].image), np.asarray(to_image(network_output)))  # step 0 is its one pass
+    assert "from the trained network's output" in views[-1].status and "done" in views[-1].status
+    frame = views[-1].losses
+    total = frame[frame["term"] == "total"].set_index("step")["loss"]
+    from_photo = list(style.live_style_transfer(photo, STARRY, None, style.LiveSettings(steps=2, size=64, report_every=1)))
+    assert total[0] != from_photo[-1].losses.query("term == 'total'").set_index("step")["loss"][0]  # a different start
+    painting = _file(tmp_path, Image.new("RGB", (80, 60), (200, 180, 20)), "painting.png")
+    upload = next(style.live_style_transfer(photo, style.YOUR_PAINTING, painting, settings))
+    assert upload.image is None and "trained styles" in upload.status
 
 
 def test_live_with_an_uploaded_painting_and_without_one(tmp_path):

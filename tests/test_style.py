@@ -91,6 +91,17 @@ def test_steps_matched_is_the_first_step_the_mean_curve_reaches_the_network():
     assert steps_matched(0.1, curves) is None  # lower than every step
 
 
+def test_optimisation_can_start_from_a_given_image(extractor):
+    content, style, start = textured(0, 32), textured(1, 32), textured(2, 32)
+    loss = StyleLoss.from_image(extractor, style, LossWeights())
+    first = next(optimise_pixels(loss, content, steps=3, start=start))
+    assert torch.equal(first.image, start) and first.content > 1e-3  # not the photo
+    with pytest.raises(ValueError, match="start image"):
+        next(optimise_pixels(loss, content, steps=3, start=textured(2, 16)))
+    with pytest.raises(ValueError, match="start must be"):
+        next(optimise_pixels(loss, content, steps=3, start="painting"))
+
+
 def test_stop_request_ends_the_optimisation_early(extractor):
     loss = StyleLoss.from_image(extractor, textured(1, 32), LossWeights())
     calls = iter(range(100))
