@@ -21,20 +21,22 @@ import torch  # noqa: E402
 
 from dl_core import hub  # noqa: E402
 from dl_core.data.photos import list_images, load_photo  # noqa: E402
-from dl_core.gatys import optimise_pixels  # noqa: E402
+from dl_core.gatys import Losses, run_pixels  # noqa: E402
 from dl_core.models.style_net import StyleNet  # noqa: E402
 from style import DEFAULT_HELDOUT, loss_for  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def loss_curve(loss, photo: torch.Tensor, start, steps: int) -> list[tuple[float, float]]:
-    """(total, style) after 0, 1, ..., steps - 1 updates (step k reports the image before its update)."""
-    return [(s.total, s.style) for s in optimise_pixels(loss, photo, steps=steps, start=start, report_every=1) if s.step > 0]
+def loss_curve(loss, photo: torch.Tensor, start, steps: int) -> list[Losses]:
+    """The losses after 0, 1, ..., steps updates."""
+    curve: list[Losses] = []
+    run_pixels(loss, photo, steps, curve=curve, start=start)
+    return curve
 
 
-def first_step(curve: list[tuple[float, float]], index: int, target: float) -> int | None:
-    return next((step for step, values in enumerate(curve) if values[index] <= target), None)
+def first_step(curve: list[Losses], term: str, target: float) -> int | None:
+    return next((step for step, losses in enumerate(curve) if getattr(losses, term) <= target), None)
 
 
 def shown(step: float | None, steps: int) -> str:
@@ -58,11 +60,11 @@ def main() -> None:
             network_output = model(photo)
         from_photo = loss_curve(loss, photo, "content", args.steps)
         from_network = loss_curve(loss, photo, network_output, args.steps)
-        (total, style), (net_total, net_style) = from_photo[-1], from_network[-1]
-        reach_style.append(first_step(from_network, 1, style))
-        reach_total.append(first_step(from_network, 0, total))
-        rows.append(f"| {path.name} | {shown(reach_style[-1], args.steps)} | {shown(reach_total[-1], args.steps)} | {total:.3f} / {style:.5f} | "
-                    f"{net_total:.3f} / {net_style:.5f} |")
+        final, net_final = from_photo[-1], from_network[-1]
+        reach_style.append(first_step(from_network, "style", final.style))
+        reach_total.append(first_step(from_network, "total", final.total))
+        rows.append(f"| {path.name} | {shown(reach_style[-1], args.steps)} | {shown(reach_total[-1], args.steps)} | "
+                    f"{final.total:.3f} / {final.style:.5f} | {net_final.total:.3f} / {net_final.style:.5f} |")
         print(rows[-1], file=sys.stderr, flush=True)
     print(f"\nGatys on {len(rows)} held-out photos at 256 px, weights/style-{args.style}'s loss, {args.steps} Adam steps")
     print("| photo | from the network's output: steps to the photo start's final style | … to its final total | "

@@ -14,7 +14,7 @@ for the live view, needs no closure, and reaches a recognisable result in ~100-2
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 
@@ -92,19 +92,25 @@ def optimise_pixels(
             return
 
 
-def run_pixels(loss: StyleLoss, content: torch.Tensor, steps: int, style_curve: list[float] | None = None,
+class Losses(NamedTuple):
+    content: float
+    style: float
+    total: float
+
+
+def run_pixels(loss: StyleLoss, content: torch.Tensor, steps: int, curve: list[Losses] | None = None,
                **kwargs) -> PixelStep:
     """Run optimise_pixels to the end and return the final step (for evaluation and tests).
 
-    style_curve: a list to receive the style loss after 0, 1, ..., `steps` updates (steps + 1 values), e.g. to
-    find how many steps of optimisation a trained network's one forward pass is worth."""
+    curve: a list to receive the losses after 0, 1, ..., `steps` updates (steps + 1 entries), e.g. to find how
+    many steps of optimisation a trained network's one forward pass is worth."""
     last = None
-    report_every = 1 if style_curve is not None else max(1, steps)
+    report_every = 1 if curve is not None else max(1, steps)
     for last in optimise_pixels(loss, content, steps=steps, report_every=report_every, **kwargs):
-        if style_curve is not None and last.step > 0:  # step k reports the image after k - 1 updates
-            style_curve.append(last.style)
+        if curve is not None and last.step > 0:  # step k reports the image after k - 1 updates
+            curve.append(Losses(last.content, last.style, last.total))
     with torch.no_grad():  # the losses of the final image itself (a step reports the image it started from)
         terms = loss(last.image, loss.content_targets(content))
-    if style_curve is not None:
-        style_curve.append(float(terms.style))
+    if curve is not None:
+        curve.append(Losses(float(terms.content), float(terms.style), float(terms.total)))
     return PixelStep(last.step, last.image, float(terms.content), float(terms.style), float(terms.total), terms.per_layer)

@@ -67,15 +67,16 @@ def test_losses_fall_over_five_gatys_steps(extractor):
     assert 0 <= final.image.min() and final.image.max() <= 1
 
 
-def test_style_curve_records_the_loss_after_every_update(extractor):
+def test_loss_curve_records_the_losses_after_every_update(extractor):
     content, style = textured(0, 32), textured(1, 32)
     loss = StyleLoss.from_image(extractor, style, LossWeights())
-    curve: list[float] = []
-    final = run_pixels(loss, content, steps=5, lr=0.05, style_curve=curve)
+    curve = []
+    final = run_pixels(loss, content, steps=5, lr=0.05, curve=curve)
     assert len(curve) == 6  # after 0, 1, ..., 5 updates
     with torch.no_grad():
-        assert curve[0] == pytest.approx(float(loss(content, loss.content_targets(content)).style), rel=1e-5)  # the photo
-    assert curve[-1] == final.style and curve[-1] < curve[0]
+        photo = loss(content, loss.content_targets(content))
+    assert curve[0].style == pytest.approx(float(photo.style), rel=1e-5) and curve[0].content == pytest.approx(0.0, abs=1e-8)
+    assert curve[-1] == (final.content, final.style, final.total) and curve[-1].style < curve[0].style
     # the same run without a curve ends on the same image
     assert torch.equal(run_pixels(loss, content, steps=5, lr=0.05).image, final.image)
 
@@ -84,7 +85,10 @@ def test_steps_matched_is_the_first_step_the_mean_curve_reaches_the_network():
     sys.path.insert(0, str(REPO_ROOT / "train"))
     from style import steps_matched
 
-    curves = [[3.0, 2.0, 1.0, 0.5], [5.0, 3.0, 1.0, 0.5]]  # mean: 4, 2.5, 1, 0.5
+    from dl_core.gatys import Losses
+
+    styles = [[3.0, 2.0, 1.0, 0.5], [5.0, 3.0, 1.0, 0.5]]  # mean: 4, 2.5, 1, 0.5
+    curves = [[Losses(content=0.0, style=style, total=9.9) for style in photo] for photo in styles]
     assert steps_matched(2.5, curves) == 1
     assert steps_matched(2.4, curves) == 2
     assert steps_matched(10.0, curves) == 0  # no better than the photo itself

@@ -37,7 +37,7 @@ from tqdm import tqdm  # noqa: E402
 from dl_core import hub  # noqa: E402
 from dl_core.callbacks import Checkpoint, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter, WallClockBudget  # noqa: E402
 from dl_core.data.photos import EpochSampler, RandomCrops, list_images, load_photo, to_tensor  # noqa: E402
-from dl_core.gatys import run_pixels  # noqa: E402
+from dl_core.gatys import Losses, run_pixels  # noqa: E402
 from dl_core.learner import Callback, Learner, make_accelerator  # noqa: E402
 from dl_core.models.style_net import StyleNet, StyleNetConfig  # noqa: E402
 from dl_core.perceptual import DEFAULT_FEATURES, GRAM_LAYERS, FeatureExtractor, StyleLoss, build_loss, loss_settings, style_grams  # noqa: E402
@@ -167,7 +167,7 @@ def evaluate_against_gatys(model: StyleNet, paths: list[Path], size: int = 256, 
         with torch.no_grad():
             net = loss(model(photo), target)
         curves.append([])
-        gatys = run_pixels(loss, photo, steps=gatys_steps, lr=lr, style_curve=curves[-1])
+        gatys = run_pixels(loss, photo, steps=gatys_steps, lr=lr, curve=curves[-1])
         rows.append((float(net.content), float(net.style), gatys.content, gatys.style))
     n = len(rows)
     mean = [sum(r[i] for r in rows) / n for i in range(4)]
@@ -176,10 +176,10 @@ def evaluate_against_gatys(model: StyleNet, paths: list[Path], size: int = 256, 
             "size": size, "gatys_steps": gatys_steps, "gatys_steps_matched": steps_matched(mean[1], curves)}
 
 
-def steps_matched(network_style: float, curves: list[list[float]]) -> int | None:
+def steps_matched(network_style: float, curves: list[list[Losses]]) -> int | None:
     """How many Gatys steps one forward pass is worth: the first step at which pixel optimisation's mean style
     loss over the photos is as low as the network's (the same means as style_ratio). None: lower than every step."""
-    mean_curve = [sum(values) / len(values) for values in zip(*curves)]  # after 0, 1, ..., gatys_steps updates
+    mean_curve = [sum(point.style for point in points) / len(points) for points in zip(*curves)]  # after 0, 1, ... updates
     return next((step for step, style in enumerate(mean_curve) if style <= network_style), None)
 
 
