@@ -11,16 +11,14 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import torch
+from PIL import Image
 
-from benchmarks.timing import median_ms, print_latency_table  # noqa: E402
+from benchmarks.timing import median_ms, print_latency_table
 
 
 def main() -> None:

@@ -13,24 +13,22 @@ on the weights). Targets (issue 5, 2 CPU cores): classify <= 250 ms, attribution
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import torch
 
-import torch  # noqa: E402
-
-from benchmarks.timing import median_ms, print_latency_table  # noqa: E402
-from dl_core.models.awd_lstm import AWDLSTMConfig, AWDLSTMEncoder, ClassifierConfig, LanguageModel, TextClassifier  # noqa: E402
-from dl_core.sentiment import SentimentAnalyzer  # noqa: E402
-from dl_core.text import RULE_TOKENS, SPECIAL_TOKENS  # noqa: E402
+from benchmarks.timing import median_ms, print_latency_table
+from dl_core.ulmfit.model import AWDLSTMConfig, AWDLSTMEncoder, ClassifierConfig, LanguageModel, TextClassifier
+from dl_core.ulmfit.infer import SentimentAnalyzer
+from dl_core.text import RULE_TOKENS, SPECIAL_TOKENS
 
 REVIEW = (
     "I went into this film expecting very little, and I came out surprised. The first half hour is slow, and the "
     "dialogue is often clumsy, but the two leads have real chemistry and the photography is beautiful. "
 )
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def review_of(n_tokens: int, analyzer: SentimentAnalyzer) -> str:

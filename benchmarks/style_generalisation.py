@@ -19,16 +19,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "train"))
 
-import torch  # noqa: E402
+import torch
 
-from dl_core import hub  # noqa: E402
-from dl_core.data.photos import list_images, load_photo  # noqa: E402
-from dl_core.gatys import run_pixels  # noqa: E402
-from dl_core.models.style_net import StyleNet  # noqa: E402
-from style import DEFAULT_CONTENT, DEFAULT_HELDOUT, center_crop, loss_for  # noqa: E402
+from dl_core import hub
+from dl_core.photos import list_images, load_photo
+from dl_core.style.gatys import run_pixels
+from dl_core.style.model import StyleNet
+from style import DEFAULT_CONTENT, DEFAULT_HELDOUT, center_crop, loss_for
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,7 @@
     python benchmarks/style_quality.py [--steps 200] [--photos 3]
     python benchmarks/style_quality.py --networks weights/style-starry_night runs/style-raw/style-starry_night
 
-Runs Gatys pixel optimisation (dl_core.gatys, same weights and steps) for each painting x photo with raw
+Runs Gatys pixel optimisation (dl_core.style.gatys, same weights and steps) for each painting x photo with raw
 features and with softmax-smoothed features (Wang et al., CVPR 2021), then scores the results with measures
 that do not depend on either feature space (a loss measured in its own features would favour itself):
   colour   sliced Wasserstein distance between the RGB pixel distributions of result and painting (lower: closer colours)
@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
+import torch.nn.functional as F
 
-from dl_core.data.photos import list_images, load_photo  # noqa: E402
-from dl_core.gatys import run_pixels  # noqa: E402
-from dl_core.perceptual import FeatureExtractor, LossWeights, StyleLoss  # noqa: E402
+from dl_core.photos import list_images, load_photo
+from dl_core.style.gatys import run_pixels
+from dl_core.perceptual import FeatureExtractor, LossWeights, StyleLoss
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -87,7 +85,7 @@ def peakiness(extractor: FeatureExtractor, image: torch.Tensor, layers) -> float
 def compare_networks(folders: list[str], size: int) -> None:
     """The same measures on trained networks' outputs (held-out CSet5 + CSet14), e.g. raw- vs smoothed-loss runs."""
     from dl_core.hub import load_model
-    from dl_core.models.style_net import StyleNet
+    from dl_core.style.model import StyleNet
 
     photos = list_images([SHARED / "superres" / "CSet5", SHARED / "superres" / "CSet14"])
     print(f"\nTrained networks on {len(photos)} held-out photos at {size} px (medians)\n")

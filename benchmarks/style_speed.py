@@ -14,19 +14,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from torch import nn  # noqa: E402
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
 
-from benchmarks.timing import median_ms, print_latency_table  # noqa: E402
+from benchmarks.timing import median_ms, print_latency_table
 
 
 class ReferenceTransformerNet(nn.Module):

@@ -9,17 +9,14 @@ Targets (issue 2, 2 CPU cores): greedy <= 30 ms, beam 5 <= 150 ms.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from benchmarks.timing import median_ms, print_latency_table  # noqa: E402
-from dl_core.hub import load_model  # noqa: E402
-from dl_core.models.seq2seq import Seq2Seq  # noqa: E402
-from dl_core.translator import Translator  # noqa: E402
+from benchmarks.timing import median_ms, print_latency_table
+from dl_core.hub import load_model
+from dl_core.translation.model import Seq2Seq
+from dl_core.translation.infer import Translator
 
 SENTENCE = "Je ne sais pas pourquoi il est parti si tôt hier."  # 10 words (12 tokens with punctuation)
 

@@ -24,7 +24,7 @@ COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f
 
 def _load_detector(folder: str):
     from dl_core.hub import load_model
-    from dl_core.models.ssd import SSD
+    from dl_core.detection.model import SSD
 
     return load_model(SSD, folder)
 
@@ -35,7 +35,7 @@ MODEL = LazyModel("detection", _load_detector, "python train/detect.py train --o
 def sample_images(n: int = 6) -> list[str]:
     if not SAMPLES_DIR.is_dir():
         return []
-    from dl_core.data.detection import read_split_csv
+    from dl_core.detection.data import read_split_csv
 
     test_csv = SAMPLES_DIR.parent / "test_labels.csv"
     names = sorted(read_split_csv(test_csv)) if test_csv.exists() else []
@@ -64,7 +64,7 @@ def draw_anchors(image, anchors_cxcywh, grid_slices: dict[str, slice], grid: str
     import torch
     from PIL import ImageDraw
 
-    from dl_core.models.ssd import centres_to_corners
+    from dl_core.detection.model import centres_to_corners
 
     canvas = image.copy()
     draw = ImageDraw.Draw(canvas, "RGBA")
@@ -100,7 +100,7 @@ def grid_slices(config) -> dict[str, slice]:
 def detect(image_path, score_threshold: float = 0.3, iou_threshold: float = 0.45, use_nms: bool = True,
            grid: str = "4×4") -> DetectionView:
     """Detect objects in an uploaded file; every problem becomes a note, never an exception."""
-    from dl_core.data.detection import to_model_input
+    from dl_core.detection.data import to_model_input
     from dl_core.images import BadImage, load_rgb
 
     try:

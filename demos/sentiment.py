@@ -47,14 +47,14 @@ _TAG = re.compile(r"<(?!br\s*/?>)/?[a-zA-Z][^<>]{0,200}>")  # HTML tags other th
 
 def _load_classifier(folder: str):
     from dl_core.hub import load_model
-    from dl_core.models.awd_lstm import TextClassifier
+    from dl_core.ulmfit.model import TextClassifier
 
     return load_model(TextClassifier, folder)
 
 
 def _load_lm(folder: str):
     from dl_core.hub import load_model
-    from dl_core.models.awd_lstm import LanguageModel
+    from dl_core.ulmfit.model import LanguageModel
 
     lm = load_model(LanguageModel, folder)
     if lm.config.backwards:  # it would "continue" a text with the words before it
@@ -76,7 +76,7 @@ LM = LazyModel("sentiment-lm", _load_lm, _PIPELINE)
 def _analyzer(need_lm: bool):
     """A SentimentAnalyzer over the forward classifier and, when it loads, the backward one (ULMFiT's
     ensemble), and the LM when `need_lm`. Raises ModelUnavailable if the forward classifier cannot load."""
-    from dl_core.sentiment import SentimentAnalyzer
+    from dl_core.ulmfit.infer import SentimentAnalyzer
 
     return SentimentAnalyzer(_classifiers(), LM.get() if need_lm else None)
 
@@ -297,7 +297,7 @@ def schedule_figure():
     import numpy as np
     from matplotlib.figure import Figure
 
-    from dl_core.ulmfit import unfreezing_recipe
+    from dl_core.ulmfit.finetune import unfreezing_recipe
 
     names = ["embedding", "LSTM 1", "LSTM 2", "LSTM 3", "head"]
     recipe = unfreezing_recipe(len(names), lr=1e-2, fraction=0.1, decay=2.6)

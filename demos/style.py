@@ -50,7 +50,7 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 def _load_style_net(folder: str):
     from dl_core.hub import load_model
-    from dl_core.models.style_net import StyleNet
+    from dl_core.style.model import StyleNet
 
     return load_model(StyleNet, folder)
 
@@ -107,7 +107,7 @@ def painting_thumbnail(name: str):
 
 def _load_photo(source, max_side: int, notes: list[str]):
     """An upload -> (1, 3, H, W) tensor in [0, 1] fitted within max_side; BadImage for unusable files."""
-    from dl_core.data.photos import fit_within, to_tensor
+    from dl_core.photos import fit_within, to_tensor
     from dl_core.images import load_rgb
 
     loaded = load_rgb(source, max_side=MAX_UPLOAD_SIDE)
@@ -138,7 +138,7 @@ def stylise_photo(photo, style: str, size: int = 512) -> InstantView:
     """One forward pass of the painting's trained network."""
     import torch
 
-    from dl_core.data.photos import to_image
+    from dl_core.photos import to_image
     from dl_core.images import BadImage
 
     name = STYLES.get(style)
@@ -312,8 +312,8 @@ def live_style_transfer(photo, style: str, painting, settings: LiveSettings) -> 
     """Gatys et al.: Adam on the pixels, yielding the image and the losses every `report_every` steps."""
     import pandas as pd
 
-    from dl_core.data.photos import to_image
-    from dl_core.gatys import optimise_pixels
+    from dl_core.photos import to_image
+    from dl_core.style.gatys import optimise_pixels
     from dl_core.images import BadImage
     from dl_core.perceptual import build_loss
 
@@ -358,8 +358,8 @@ def reconstruct_from_layers(photo, size: int = RECONSTRUCT_SIZE, steps: int = RE
 
     Shallow layers give the photo back almost pixel for pixel; deeper ones keep the objects and layout but
     lose exact colours and textures: that is why the content loss uses a middle layer."""
-    from dl_core.data.photos import to_image
-    from dl_core.gatys import run_pixels
+    from dl_core.photos import to_image
+    from dl_core.style.gatys import run_pixels
     from dl_core.images import BadImage
     from dl_core.perceptual import LossWeights, StyleLoss
 

@@ -31,8 +31,8 @@ EXAMPLES = [
 
 def _load_translator(folder: str):
     from dl_core.hub import load_model
-    from dl_core.models.seq2seq import Seq2Seq
-    from dl_core.translator import Translator
+    from dl_core.translation.model import Seq2Seq
+    from dl_core.translation.infer import Translator
 
     return Translator(load_model(Seq2Seq, folder))
 

@@ -23,8 +23,8 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-WEIGHTS_DIR = REPO_ROOT / "weights"
+from dl_core.paths import REPO_ROOT, WEIGHTS_DIR
+
 M = TypeVar("M", bound=nn.Module)
 
 

@@ -111,7 +111,7 @@ class FeatureExtractor(nn.Module):
             raise ValueError(f"smoothing must be None or 'softmax', not {smoothing!r}")
         self.backbone, self.smoothing, self.temperature = backbone, smoothing, temperature
         if backbone == "efficientnet_lite0":
-            from dl_core.models.efficientnet_lite import INPUT_MEAN, INPUT_STD, EfficientNetLite0, load_imagenet_weights
+            from dl_core.backbones import INPUT_MEAN, INPUT_STD, EfficientNetLite0, load_imagenet_weights
 
             net = EfficientNetLite0()
             if pretrained:

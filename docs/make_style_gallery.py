@@ -7,18 +7,16 @@ training set here, and the outputs are each network's single forward pass, unedi
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import torch
+from PIL import Image, ImageDraw, ImageOps
+
+from dl_core.photos import to_image, to_tensor
+from dl_core.hub import load_model
+from dl_core.style.model import StyleNet
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import torch  # noqa: E402
-from PIL import Image, ImageDraw, ImageOps  # noqa: E402
-
-from dl_core.data.photos import to_image, to_tensor  # noqa: E402
-from dl_core.hub import load_model  # noqa: E402
-from dl_core.models.style_net import StyleNet  # noqa: E402
 
 STYLES = ["starry_night", "the_scream", "shipwreck", "woman_with_hat_matisse"]
 PHOTOS = ["chelsea", "coffee", "astronaut"]

@@ -3,22 +3,18 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-sys.path.insert(0, str(REPO_ROOT))
-
-from dl_core.models.seq2seq import Seq2Seq, Seq2SeqConfig  # noqa: E402
+from dl_core.paths import REPO_ROOT, data_root  # noqa: E402 - after the environment above
 from dl_core.text import SPECIAL_TOKENS  # noqa: E402
+from dl_core.translation.model import Seq2Seq, Seq2SeqConfig  # noqa: E402
 
 # TORCH_THREADS lets two test runs share the 2-core machine without thrashing each other.
 torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
@@ -63,8 +59,8 @@ def tiny_model() -> Seq2Seq:
 
 
 def needs_shared(*parts: str) -> Path:
-    """Path under ../shared/data, or skip the test with the reason."""
-    path = SHARED_DATA.joinpath(*parts)
+    """Path under the data root (DL_DATA_DIR, default ../shared/data), or skip the test with the reason."""
+    path = data_root().joinpath(*parts)
     if not path.exists() and not path.with_name(path.name + ".en.gz").exists():  # or an aligned-files prefix
         pytest.skip(f"needs the shared data set {path} (absent on this machine)")
     return path

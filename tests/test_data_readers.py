@@ -3,7 +3,7 @@ import gzip
 import pytest
 import torch
 
-from dl_core.data.translation import (
+from dl_core.translation.data import (
     Pair, SortishBatchSampler, TranslationDataset, collate_translation, read_pairs, split_by_source,
 )
 from dl_core.text import Vocab

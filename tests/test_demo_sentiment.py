@@ -129,7 +129,7 @@ def test_missing_weights_explain_how_to_train_and_lm_is_separate(monkeypatch, tm
 
 
 def test_a_backward_language_model_is_refused_for_continuing_texts(monkeypatch, tmp_path):
-    from dl_core.models.awd_lstm import AWDLSTMConfig, LanguageModel
+    from dl_core.ulmfit.model import AWDLSTMConfig, LanguageModel
     from dl_core.text import RULE_TOKENS, SPECIAL_TOKENS
 
     config = AWDLSTMConfig(vocab=[*SPECIAL_TOKENS, *RULE_TOKENS, "great", "film"], emb_dim=8, hidden_dim=8, backwards=True)

@@ -11,9 +11,9 @@ from PIL import Image
 from conftest import REPO_ROOT
 from demos import style
 from demos.common import LazyModel
-from dl_core.data.photos import to_image
+from dl_core.photos import to_image
 from dl_core.hub import save_model
-from dl_core.models.style_net import StyleNet, StyleNetConfig
+from dl_core.style.model import StyleNet, StyleNetConfig
 from dl_core.perceptual import DEFAULT_FEATURES, loss_settings, style_grams
 
 STARRY = "Starry Night (Van Gogh)"

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dl_core.data.detection import (
+from dl_core.detection.data import (
     DetectionDataset, collate_detection, read_coco_json, read_detection_data, read_split_csv, read_voc_folder,
     split_items,
 )

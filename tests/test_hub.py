@@ -5,7 +5,7 @@ import torch
 
 from conftest import tiny_config
 from dl_core import hub
-from dl_core.models.seq2seq import Seq2Seq
+from dl_core.translation.model import Seq2Seq
 
 
 def test_save_load_round_trip_gives_identical_outputs(tiny_model, tmp_path):

@@ -15,7 +15,7 @@ from conftest import REPO_ROOT
 from dl_core.callbacks import (
     Checkpoint, GradientClip, ParamSchedule, Recorder, StopAfter, lr_find, plot_lr_find,
 )
-from dl_core.data.translation import SortishBatchSampler
+from dl_core.translation.data import SortishBatchSampler
 from dl_core.learner import EVENTS, Callback, Learner
 from dl_core.schedules import linear, one_cycle
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from dl_core.data.translation import collate_translation
-from dl_core.models.seq2seq import Seq2Seq, seq2seq_loss
+from dl_core.translation.data import collate_translation
+from dl_core.translation.model import Seq2Seq, seq2seq_loss
 from dl_core.text import Vocab
 
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from conftest import REPO_ROOT, needs_shared
-from dl_core.data.translation import read_pairs, split_by_source
+from dl_core.translation.data import read_pairs, split_by_source
 from dl_core.text import detokenize, tokenize_batch
 
 BAR_BLEU = 50.0
@@ -15,8 +15,8 @@ def test_bundled_translation_weights_meet_the_bleu_bar():
     data = needs_shared("translation", "fra-eng.tsv")
     from dl_core.hub import load_model
     from dl_core.metrics import corpus_scores
-    from dl_core.models.seq2seq import Seq2Seq
-    from dl_core.translator import Translator
+    from dl_core.translation.model import Seq2Seq
+    from dl_core.translation.infer import Translator
 
     _, valid = split_by_source(read_pairs(data), 2500, seed=42)  # the split train/translate.py holds out
     assert len(valid) >= 2000
@@ -54,9 +54,9 @@ def test_multi30k_aligned_files_read():
 
 def test_bundled_detection_weights_meet_the_map_bar():
     raccoon = needs_shared("detection", "raccoon")
-    from dl_core.data.detection import read_split_csv, read_voc_folder
+    from dl_core.detection.data import read_split_csv, read_voc_folder
     from dl_core.hub import load_model
-    from dl_core.models.ssd import SSD
+    from dl_core.detection.model import SSD
     from train.detect import mean_average_precision
 
     test_names = read_split_csv(raccoon / "test_labels.csv")
@@ -77,9 +77,9 @@ def test_bundled_sentiment_folders_are_complete_and_within_budget():
 def test_bundled_sentiment_classifier_reproduces_its_recorded_accuracy():
     rt = needs_shared("sentiment", "rt-polarity.pos")
     imdb = needs_shared("sentiment", "aclImdb_v1.tar.gz")
-    from dl_core.data.sentiment import load_tokenized
+    from dl_core.ulmfit.data import load_tokenized
     from dl_core.hub import load_model
-    from dl_core.models.awd_lstm import TextClassifier
+    from dl_core.ulmfit.model import TextClassifier
     from train.sentiment import accuracy_on
 
     folder = REPO_ROOT / "weights" / "sentiment"

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import box_iou, nms
 
-from dl_core.models.ssd import (
+from dl_core.detection.model import (
     SSD, SSDConfig, centres_to_corners, corners_to_centres, decode_boxes, focal_loss, make_anchors, match_anchors,
     ssd_loss,
 )

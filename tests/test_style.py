@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from conftest import REPO_ROOT
-from dl_core.data.photos import EpochSampler, RandomCrops, list_images, to_image, to_tensor
-from dl_core.gatys import optimise_pixels, run_pixels
+from dl_core.photos import EpochSampler, RandomCrops, list_images, to_image, to_tensor
+from dl_core.style.gatys import optimise_pixels, run_pixels
 from dl_core.hub import load_model, save_model
-from dl_core.models.style_net import StyleNet, StyleNetConfig
+from dl_core.style.model import StyleNet, StyleNetConfig
 from dl_core.perceptual import FeatureExtractor, LossWeights, StyleLoss, gram_matrix, softmax_smooth, style_grams
 
 
@@ -82,10 +82,9 @@ def test_loss_curve_records_the_losses_after_every_update(extractor):
 
 
 def test_steps_matched_is_the_first_step_the_mean_curve_reaches_the_network():
-    sys.path.insert(0, str(REPO_ROOT / "train"))
     from style import steps_matched
 
-    from dl_core.gatys import Losses
+    from dl_core.style.gatys import Losses
 
     styles = [[3.0, 2.0, 1.0, 0.5], [5.0, 3.0, 1.0, 0.5]]  # mean: 4, 2.5, 1, 0.5
     curves = [[Losses(content=0.0, style=style, total=9.9) for style in photo] for photo in styles]
@@ -295,7 +294,6 @@ def test_bundled_networks_store_their_paintings_gram_matrices(name, painting):
     """The Gram matrices shipped with a network are the painting's, in the network's own loss (fp16-stored)."""
     from conftest import needs_shared
 
-    sys.path.insert(0, str(REPO_ROOT / "train"))
     from style import load_style_image
 
     path = needs_shared("style", painting)

@@ -4,8 +4,8 @@ import json
 from conftest import toy_pairs
 from dl_core.hub import load_model
 from dl_core.metrics import corpus_scores
-from dl_core.models.seq2seq import Seq2Seq
-from dl_core.translator import Translator
+from dl_core.translation.model import Seq2Seq
+from dl_core.translation.infer import Translator
 from train.translate import main
 
 

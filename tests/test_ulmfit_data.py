@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import needs_shared
-from dl_core.data.sentiment import (
+from dl_core.ulmfit.data import (
     BPTTBatchSampler, ClassificationDataset, LabelledText, LMStreamDataset, collate_classification, is_aclimdb, lm_stream,
     load_sentiment_data, read_aclimdb, read_csv_texts, read_general_corpus, read_rt_polarity, read_wikitext, sample,
 )
@@ -195,7 +195,7 @@ def test_shared_general_corpus_reads():
 
 
 def test_token_archive_round_trip_needs_no_spacy(tmp_path, monkeypatch):
-    from dl_core.data.sentiment import load_tokenized, write_token_archive
+    from dl_core.ulmfit.data import load_tokenized, write_token_archive
 
     data = load_tokenized(make_aclimdb_tar(tmp_path / "aclImdb_v1.tar.gz"), workers=0)
     assert list(data.parts) == ["train", "unsup", "heldout"] and data.parts["heldout"].labels.tolist() == [0, 0, 1]

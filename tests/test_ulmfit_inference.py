@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from dl_core.models.awd_lstm import AWDLSTMConfig, LanguageModel, TextClassifier, concat_pool
-from dl_core.sentiment import SentimentAnalyzer
+from dl_core.ulmfit.model import AWDLSTMConfig, LanguageModel, TextClassifier, concat_pool
+from dl_core.ulmfit.infer import SentimentAnalyzer
 from dl_core.text import RULE_TOKENS, SPECIAL_TOKENS, detokenize_with_rules, tokenize_with_rules, undo_rules
 
 WORDS = ["the", "film", "was", "great", "awful", ".", "i", "it", "loved", "!", "very"]

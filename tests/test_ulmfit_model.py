@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dl_core import hub
-from dl_core.models.awd_lstm import (
+from dl_core.ulmfit.model import (
     AWDLSTMConfig, ClassifierConfig, EmbeddingDropout, LanguageModel, LockedDropout, TextClassifier, WeightDropLSTM, concat_pool,
     reverse_padded,
 )

@@ -8,11 +8,11 @@ import torch
 
 from dl_core.callbacks import ParamSchedule, Recorder
 from dl_core.learner import Callback, Learner
-from dl_core.models.awd_lstm import AWDLSTMConfig, ClassifierConfig, TextClassifier, classifier_loss
+from dl_core.ulmfit.model import AWDLSTMConfig, ClassifierConfig, TextClassifier, classifier_loss
 from dl_core.schedules import linear
 from dl_core.text import RULE_TOKENS, SPECIAL_TOKENS
 from dl_core.callbacks import WallClockBudget
-from dl_core.ulmfit import GradualUnfreezing, discriminative_optimizer, unfreezing_recipe
+from dl_core.ulmfit.finetune import GradualUnfreezing, discriminative_optimizer, unfreezing_recipe
 
 NUMBERS = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen".split()
 GOOD, BAD = ["great", "superb", "moving", "brilliant"], ["awful", "dull", "boring", "clumsy"]
@@ -135,7 +135,7 @@ def test_language_model_script_overfits_a_tiny_generated_text(tmp_path, capsys):
     assert result["perplexity"] == pytest.approx(metrics["valid"]["perplexity"], rel=0.01)
 
     from dl_core.hub import load_model
-    from dl_core.models.awd_lstm import LanguageModel
+    from dl_core.ulmfit.model import LanguageModel
     from dl_core.text import Vocab, tokenize_with_rules
 
     lm = load_model(LanguageModel, out)
@@ -148,7 +148,7 @@ def test_a_backward_language_model_reads_each_text_from_its_end(tmp_path, capsys
     """--backwards: on texts that count up, a backward LM learns to count down (it predicts the word before),
     keeps that direction through save, evaluate and fine-tuning, and starts only a backward classifier."""
     from dl_core.hub import load_model
-    from dl_core.models.awd_lstm import LanguageModel
+    from dl_core.ulmfit.model import LanguageModel
     from dl_core.text import Vocab
     from train.lm import main
 
@@ -287,7 +287,7 @@ def test_scripts_run_under_bf16_mixed_precision(tmp_path):
 
 def test_scripts_train_from_a_token_archive(tmp_path, capsys):
     """The GPU machine has no spaCy: it trains from token archives made here. Same data, same results."""
-    from dl_core.data.sentiment import load_tokenized, write_token_archive
+    from dl_core.ulmfit.data import load_tokenized, write_token_archive
     from train.lm import main as lm_main
     from train.sentiment import main
 

@@ -18,22 +18,21 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-import torch  # noqa: E402
-from accelerate.utils import set_seed  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+import torch
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
 
-from dl_core import hub  # noqa: E402
-from dl_core.callbacks import Checkpoint, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter  # noqa: E402
-from dl_core.data.detection import (  # noqa: E402
+from dl_core import hub
+from dl_core.callbacks import Checkpoint, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter
+from dl_core.detection.data import (
     Annotated, DetectionDataset, collate_detection, read_coco_json, read_detection_data, read_split_csv,
     read_voc_folder, read_voc_xml, split_items, to_model_input,
 )
-from dl_core.images import load_rgb  # noqa: E402
-from dl_core.learner import Learner, make_accelerator  # noqa: E402
-from dl_core.models.ssd import SSD, SSDConfig, ssd_loss  # noqa: E402
-from dl_core.schedules import one_cycle  # noqa: E402
+from dl_core.images import load_rgb
+from dl_core.learner import Learner, make_accelerator
+from dl_core.detection.model import SSD, SSDConfig, ssd_loss
+from dl_core.schedules import one_cycle
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "detection"
 COCO_TINY_CLASSES = ["chair", "couch", "tv", "remote", "book", "vase"]
@@ -133,7 +132,7 @@ metrics: [mean_average_precision]
 
 SSD (lesson 9) with 189 anchors (grids 4×4, 2×2, 1×1 × zooms {{0.75, 1, 1.3}} × ratios {{1:1, 1:2, 2:1}}), focal loss
 (α={0.25}, γ={2.0}) and NMS, plus the lesson-8 head that predicts the single largest object's class and box,
-over an ImageNet **{args.backbone}** backbone ({n_params / 1e6:.1f}M parameters, `dl_core/models/ssd.py`).
+over an ImageNet **{args.backbone}** backbone ({n_params / 1e6:.1f}M parameters, `dl_core/detection/model.py`).
 Weights stored in fp16. Classes: raccoon, {", ".join(COCO_TINY_CLASSES)}.
 
 ## Data

@@ -29,23 +29,22 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-import torch  # noqa: E402
-from accelerate.utils import set_seed  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+import torch
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
 
-from dl_core import hub  # noqa: E402
-from dl_core.callbacks import Checkpoint, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter  # noqa: E402
-from dl_core.data.sentiment import (  # noqa: E402
+from dl_core import hub
+from dl_core.callbacks import Checkpoint, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter
+from dl_core.ulmfit.data import (
     BPTTBatchSampler, LMStreamDataset, download_wikitext103, first_item, lm_stream, load_tokenized, seeded_split,
 )
-from dl_core.learner import Learner, make_accelerator  # noqa: E402
-from dl_core.models.awd_lstm import AWDLSTMConfig, LanguageModel, lm_loss  # noqa: E402
-from dl_core.schedules import slanted_triangular  # noqa: E402
-from dl_core.text import RULE_TOKENS, TokenizedCorpus, Vocab  # noqa: E402
-from dl_core.callbacks import WallClockBudget  # noqa: E402
-from dl_core.ulmfit import GradualUnfreezing, ResetState, discriminative_optimizer  # noqa: E402
+from dl_core.learner import Learner, make_accelerator
+from dl_core.ulmfit.model import AWDLSTMConfig, LanguageModel, lm_loss
+from dl_core.schedules import slanted_triangular
+from dl_core.text import RULE_TOKENS, TokenizedCorpus, Vocab
+from dl_core.callbacks import WallClockBudget
+from dl_core.ulmfit.finetune import GradualUnfreezing, ResetState, discriminative_optimizer
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 DEFAULT_DATA = SHARED / "text"
@@ -163,7 +162,7 @@ metrics: [perplexity]
 # Lesson 10 · AWD-LSTM language model ({facts['n_params'] / 1e6:.1f}M parameters)
 
 A {cfg.n_layers}-layer AWD-LSTM (embedding {cfg.emb_dim}, hidden {cfg.hidden_dim}, vocabulary {len(cfg.vocab)}, decoder tied
-to the embedding) from the fast.ai 2018 Part 2 lesson 10 / ULMFiT (`dl_core/models/awd_lstm.py`). Weights in fp16.{backwards}
+to the embedding) from the fast.ai 2018 Part 2 lesson 10 / ULMFiT (`dl_core/ulmfit/model.py`). Weights in fp16.{backwards}
 Initial weights: {facts['init']}.
 
 ## Data

@@ -38,26 +38,25 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from accelerate.utils import set_seed  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+import numpy as np
+import torch
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
 
-from dl_core import hub  # noqa: E402
-from dl_core.callbacks import Checkpoint, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter  # noqa: E402
-from dl_core.data.sentiment import (  # noqa: E402
+from dl_core import hub
+from dl_core.callbacks import Checkpoint, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter
+from dl_core.ulmfit.data import (
     CLASSES, ClassificationDataset, SortishBatchSampler, TokenizedData, TokenizedSplit, collate_classification, load_tokenized,
     seeded_split,
 )
-from dl_core.learner import Callback, Learner, make_accelerator  # noqa: E402
-from dl_core.models.awd_lstm import AWDLSTMConfig, ClassifierConfig, LanguageModel, TextClassifier, classifier_loss  # noqa: E402
-from dl_core.schedules import slanted_triangular  # noqa: E402
-from dl_core.sentiment import check_ensemble  # noqa: E402
-from dl_core.text import RULE_TOKENS, TokenizedCorpus, Vocab  # noqa: E402
-from dl_core.callbacks import WallClockBudget  # noqa: E402
-from dl_core.ulmfit import GradualUnfreezing, discriminative_optimizer, unfreezing_recipe  # noqa: E402
+from dl_core.learner import Callback, Learner, make_accelerator
+from dl_core.ulmfit.model import AWDLSTMConfig, ClassifierConfig, LanguageModel, TextClassifier, classifier_loss
+from dl_core.schedules import slanted_triangular
+from dl_core.ulmfit.infer import check_ensemble
+from dl_core.text import RULE_TOKENS, TokenizedCorpus, Vocab
+from dl_core.callbacks import WallClockBudget
+from dl_core.ulmfit.finetune import GradualUnfreezing, discriminative_optimizer, unfreezing_recipe
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "sentiment" / "aclImdb_v1.tar.gz"
 
@@ -223,7 +222,7 @@ metrics: [accuracy]
 
 An AWD-LSTM encoder ({enc.n_layers} layers, embedding {enc.emb_dim}, hidden {enc.hidden_dim}, vocabulary {len(enc.vocab)}) read over
 the whole text (up to {cfg.max_len} tokens{backwards}), concat pooling [last, max, mean], then BatchNorm/dropout/linear
-layers ({cfg.head_hidden} hidden) to {len(cfg.classes)} classes ({', '.join(cfg.classes)}). `dl_core/models/awd_lstm.py`; weights in fp16.
+layers ({cfg.head_hidden} hidden) to {len(cfg.classes)} classes ({', '.join(cfg.classes)}). `dl_core/ulmfit/model.py`; weights in fp16.
 Encoder initialised from: {facts['init']}.
 
 ## Data

@@ -3,7 +3,7 @@
     python train/style.py train --style ../shared/data/style/starry_night.jpg --out weights/style-starry_night
     python train/style.py evaluate --weights weights/style-starry_night --data ../shared/data/superres/CSet5
 
-`train` fits Johnson et al.'s network (dl_core/models/style_net.py) with the perceptual loss of
+`train` fits Johnson et al.'s network (dl_core/style/model.py) with the perceptual loss of
 dl_core/perceptual.py on random crops of content photos: the raccoon photos and BSD68 from ../shared/data
 (any folders with --content). CSet5 and CSet14 are held out for evaluation.
 
@@ -26,22 +26,21 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-import torch  # noqa: E402
-from accelerate.utils import set_seed  # noqa: E402
-from PIL import Image  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import torch
+from accelerate.utils import set_seed
+from PIL import Image
+from torch.utils.data import DataLoader
+from tqdm import tqdm
 
-from dl_core import hub  # noqa: E402
-from dl_core.callbacks import Checkpoint, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter, WallClockBudget  # noqa: E402
-from dl_core.data.photos import EpochSampler, RandomCrops, list_images, load_photo, to_tensor  # noqa: E402
-from dl_core.gatys import Losses, run_pixels  # noqa: E402
-from dl_core.learner import Callback, Learner, make_accelerator  # noqa: E402
-from dl_core.models.style_net import StyleNet, StyleNetConfig  # noqa: E402
-from dl_core.perceptual import DEFAULT_FEATURES, GRAM_LAYERS, FeatureExtractor, StyleLoss, build_loss, loss_settings, style_grams  # noqa: E402
-from dl_core.schedules import one_cycle  # noqa: E402
+from dl_core import hub
+from dl_core.callbacks import Checkpoint, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter, WallClockBudget
+from dl_core.photos import EpochSampler, RandomCrops, list_images, load_photo, to_tensor
+from dl_core.style.gatys import Losses, run_pixels
+from dl_core.learner import Callback, Learner, make_accelerator
+from dl_core.style.model import StyleNet, StyleNetConfig
+from dl_core.perceptual import DEFAULT_FEATURES, GRAM_LAYERS, FeatureExtractor, StyleLoss, build_loss, loss_settings, style_grams
+from dl_core.schedules import one_cycle
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 DEFAULT_CONTENT = [SHARED / "detection" / "raccoon" / "images", SHARED / "superres" / "CBSD68"]
@@ -245,7 +244,7 @@ tags: [style-transfer, fast-neural-style, perceptual-loss, fastai-part2, pytorch
 ---
 # Lesson 14 · Fast style transfer: {args.name.replace("_", " ")}
 
-Johnson et al.'s image transformation network (`dl_core/models/style_net.py`: reflection padding, strided
+Johnson et al.'s image transformation network (`dl_core/style/model.py`: reflection padding, strided
 convolutions, {config.residual_blocks} residual blocks, instance norm, upsample-then-convolve), channels
 {tuple(config.channels)}, {n_params / 1e6:.2f}M parameters, weights stored in fp16. It turns any photo into the
 style of the painting in one forward pass.

@@ -18,26 +18,25 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-import torch  # noqa: E402
-from accelerate import Accelerator  # noqa: E402
-from accelerate.utils import set_seed  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
 
-from dl_core import hub  # noqa: E402
-from dl_core.callbacks import (  # noqa: E402
+from dl_core import hub
+from dl_core.callbacks import (
     Checkpoint, EpochSchedule, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter, lr_find, plot_lr_find,
 )
-from dl_core.data.translation import (  # noqa: E402
+from dl_core.translation.data import (
     SortishBatchSampler, TranslationDataset, aligned_files, collate_translation, download_tatoeba, read_pairs, split_by_source,
 )
-from dl_core.learner import Learner, make_accelerator  # noqa: E402
-from dl_core.metrics import corpus_scores  # noqa: E402
-from dl_core.models.seq2seq import Seq2Seq, Seq2SeqConfig, seq2seq_loss  # noqa: E402
-from dl_core.schedules import one_cycle, one_cycle_momentum  # noqa: E402
-from dl_core.text import Vocab, tokenize_batch  # noqa: E402
-from dl_core.translator import Translator  # noqa: E402
+from dl_core.learner import Learner, make_accelerator
+from dl_core.metrics import corpus_scores
+from dl_core.translation.model import Seq2Seq, Seq2SeqConfig, seq2seq_loss
+from dl_core.schedules import one_cycle, one_cycle_momentum
+from dl_core.text import Vocab, tokenize_batch
+from dl_core.translation.infer import Translator
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "translation" / "fra-eng.tsv"
 
@@ -134,7 +133,7 @@ metrics: [bleu, chrf]
 
 A {facts['n_params'] / 1e6:.1f}M-parameter sequence-to-sequence model from the fast.ai 2018 Part 2 lesson 11:
 a 2-layer bidirectional GRU encoder, a 2-layer GRU decoder with additive (Bahdanau) attention, teacher
-forcing scheduled per epoch, and an output layer tied to the decoder embedding (`dl_core/models/seq2seq.py`).
+forcing scheduled per epoch, and an output layer tied to the decoder embedding (`dl_core/translation/model.py`).
 Weights are stored in fp16 (loaded back as fp32).
 
 ## Data
@@ -167,8 +166,8 @@ gradient clipping {args.clip}, label smoothing {args.label_smoothing}, batch {ar
 ## Use
 ```python
 from dl_core.hub import load_model
-from dl_core.models.seq2seq import Seq2Seq
-from dl_core.translator import Translator
+from dl_core.translation.model import Seq2Seq
+from dl_core.translation.infer import Translator
 translator = Translator(load_model(Seq2Seq, "weights/translation"))
 print(translator.greedy(translator.source("Je suis content.")).text)
 ```

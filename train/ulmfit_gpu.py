@@ -69,7 +69,7 @@ def locate(data_dir: Path, archives: bool = True) -> dict[str, Path | None]:
     """The inputs: token archives in data_dir if there (and `archives`), else the raw files, in data_dir itself
     or in the ../shared/data layout (sentiment/, text/). IMDB is needed; without general text stage 1 is
     skipped (the IMDB LM then starts from random weights), without rt-polarity its evaluation and stage 5 are."""
-    from dl_core.data.sentiment import ARCHIVE_SUFFIXES
+    from dl_core.ulmfit.data import ARCHIVE_SUFFIXES
 
     def first(*candidates: Path) -> Path | None:
         return next((c for c in candidates if c.exists()), None)
@@ -89,7 +89,7 @@ def locate(data_dir: Path, archives: bool = True) -> dict[str, Path | None]:
 
 def prepare(args) -> int:
     """Tokenise every input once (here, where spaCy is) into token archives for `run`."""
-    from dl_core.data.sentiment import load_tokenized, write_token_archive
+    from dl_core.ulmfit.data import load_tokenized, write_token_archive
 
     paths = locate(args.data_dir, archives=False)
     for key, path in paths.items():
@@ -286,7 +286,6 @@ def main(argv=None) -> int:
     for name in ("out", "data_dir", "cache_dir", "work_dir"):  # before run's chdir to the repository
         if getattr(args, name, None) is not None:
             setattr(args, name, getattr(args, name).resolve())
-    sys.path.insert(0, str(REPO))
     if args.command == "prepare":
         return prepare(args)
     if args.smoke:

@@ -22,7 +22,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from torchvision.ops import batched_nms, box_iou
 
-from dl_core.models.efficientnet_lite import INPUT_MEAN, INPUT_STD, EfficientNetLite0, load_imagenet_weights
+from dl_core.backbones import INPUT_MEAN, INPUT_STD, EfficientNetLite0, load_imagenet_weights
 
 
 @dataclass

@@ -9,8 +9,8 @@ from typing import Sequence
 
 import torch
 
-from dl_core.data.translation import collate_translation
-from dl_core.models.seq2seq import Seq2Seq, Translation
+from dl_core.translation.data import collate_translation
+from dl_core.translation.model import Seq2Seq, Translation
 from dl_core.text import Vocab, detokenize, tokenize, tokenize_batch
 
 

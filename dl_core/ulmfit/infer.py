@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from dl_core.models.awd_lstm import LanguageModel, TextClassifier, concat_pool
+from dl_core.ulmfit.model import LanguageModel, TextClassifier, concat_pool
 from dl_core.text import RULE_TOKENS, TK_MAJ, TK_UP, Vocab, detokenize_with_rules, tokenize_with_rules
 
 

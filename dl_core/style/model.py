@@ -12,7 +12,7 @@ With four `channels` there is a third strided conv (and a third upsampling): the
 so they see twice as far, as the stride-16 style layers of EfficientNet-Lite0 (large brush patterns) need.
 
 One network per style: it is trained with the perceptual loss of dl_core.perceptual (train/style.py) and then
-stylises any photo in one forward pass, ~1000x faster than optimising pixels (dl_core.gatys).
+stylises any photo in one forward pass, ~1000x faster than optimising pixels (dl_core.style.gatys).
 `channels` scales the width: (32, 64, 128) is Johnson's network; the bundled ones use (16, 32, 64), which runs
 ~3.5x faster on a CPU (benchmarks/style_speed.py).
 """

@@ -6,7 +6,7 @@ a photo's (content) and its Gram matrices match a painting's (style).
         show(step.image, step.content, step.style)        # a generator, so the app can stream it
 
 Every step is a forward and backward pass through the feature network: that is why it takes seconds where
-the trained network of lesson 14 (dl_core.models.style_net) takes milliseconds.
+the trained network of lesson 14 (dl_core.style.model) takes milliseconds.
 
 The lesson uses L-BFGS; we use Adam on the pixels (lr in pixel units), which gives an image at every step
 for the live view, needs no closure, and reaches a recognisable result in ~100-200 steps at 256 px.

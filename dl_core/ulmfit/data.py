@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from dl_core.data.translation import SortishBatchSampler  # noqa: F401 - re-exported: the classifier's sampler
+from dl_core.translation.data import SortishBatchSampler  # noqa: F401 - re-exported: the classifier's sampler
 from dl_core.text import RULES_VERSION, TokenizedCorpus, Vocab, tokenize_corpus
 
 CLASSES = ("negative", "positive")
