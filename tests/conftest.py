@@ -79,3 +79,10 @@ def fresh_model(monkeypatch, demo, folder=None, attr="MODEL"):
     else:
         monkeypatch.setenv(env, str(folder))
     monkeypatch.setattr(demo, attr, LazyModel(old.name, old.loader, old.train_command))
+
+
+def complete_folder_size(name: str) -> int:
+    """Bytes in weights/<name>, after checking it holds what a Hub-format folder needs."""
+    files = {p.name: p.stat().st_size for p in (REPO_ROOT / "weights" / name).iterdir()}
+    assert {"model.safetensors", "config.json", "README.md", "metrics.json"} <= files.keys(), name
+    return sum(files.values())
