@@ -60,6 +60,12 @@ class LazyModel(Generic[T]):
         return self.source.note if self.source else ""
 
 
+def launch_alone(tab) -> None:
+    """`python -m demos.<topic>`: serve one tab module alone, as app.py would lay it out."""
+    from app import launch
+
+    launch([tab])
+
 
 class ImageFile(gr.Image):
     """A gr.Image upload whose handler receives the file path undecoded.
