@@ -19,8 +19,14 @@ from dl_core.learner import Callback, CancelEpoch, CancelFit, Learner
 from dl_core.schedules import Schedule, exponential
 
 
+def peak_lr(opt: torch.optim.Optimizer) -> float:
+    """The highest LR of the optimizer's groups: the schedule's own value. With discriminative LRs the first
+    group is often the slowest (ULMFiT's embedding, a pretrained backbone), so group 0 would understate it."""
+    return max(group["lr"] for group in opt.param_groups)
+
+
 class Recorder(Callback):
-    """Per-batch LR and loss, per-epoch train/valid loss and time: `history` is JSON-able."""
+    """Per-batch LR (the peak over param groups) and loss, per-epoch train/valid loss and time: `history` is JSON-able."""
 
     order = 50
 
@@ -35,7 +41,7 @@ class Recorder(Callback):
     def after_batch(self, learn: Learner) -> None:
         if learn.training:
             loss = float(learn.loss.detach())
-            self.lrs.append(learn.opt.param_groups[0]["lr"])
+            self.lrs.append(peak_lr(learn.opt))
             self.losses.append(loss)
             self._epoch_losses.append(loss)
 
@@ -212,7 +218,7 @@ class LRFinder(Callback):
         self._step += 1
         self._avg = self.beta * self._avg + (1 - self.beta) * loss
         smoothed = self._avg / (1 - self.beta**self._step)  # bias-corrected running mean
-        self.lrs.append(learn.opt.param_groups[0]["lr"])
+        self.lrs.append(peak_lr(learn.opt))
         self.losses.append(smoothed)
         self._best = min(self._best, smoothed)
         if self._step >= self.n_iter or not math.isfinite(smoothed) or smoothed > 4 * self._best:

@@ -57,7 +57,7 @@ def add_run_flags(parser: argparse.ArgumentParser, *, epochs: int, bs: int, lr: 
     run.add_argument("--out", default=out, help="weight folder to write; '' to write none (default: %(default)s)")
     run.add_argument("--checkpoint", default=None, metavar="FILE",
                      help="checkpoint written after every epoch (default: runs/<name of --out>/checkpoint.safetensors; "
-                          f"'{NO_CHECKPOINT}': none)")
+                          f"'{NO_CHECKPOINT}' or '': none)")
     run.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     run.add_argument("--push-to-hub", metavar="REPO", help="upload the weight folder to this Hub repo (token: HF_TOKEN)")
 
@@ -68,7 +68,7 @@ def workers(args: argparse.Namespace, automatic: int | None) -> int | None:
 
 
 def checkpoint_path(args: argparse.Namespace) -> Path | None:
-    if args.checkpoint == NO_CHECKPOINT:
+    if args.checkpoint in ("", NO_CHECKPOINT):
         return None
     if args.checkpoint:
         return Path(args.checkpoint)

@@ -145,6 +145,7 @@ def _train_cmd(data, out, ckpt, *extra):
             "--min-freq", "1", *extra]
 
 
+@pytest.mark.slow
 def test_train_script_resumes_after_sigkill_with_the_same_result(toy_tsv, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     straight = subprocess.run(_train_cmd(toy_tsv, tmp_path / "w1", tmp_path / "c1.safetensors"),
@@ -178,3 +179,14 @@ def test_accelerate_launch_runs_two_data_parallel_cpu_processes(toy_tsv, tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     assert "on 2 process(es)" in result.stdout
     assert '"heldout"' in result.stdout
+
+
+def test_recorder_and_lr_finder_log_the_schedules_lr_not_the_slowest_groups():
+    """With discriminative LRs (a slow first group, as ULMFiT's embedding) the recorded LR is the schedule's."""
+    learn = regression_learner(callbacks=[Recorder(), ParamSchedule(lr=linear(0.01, 0.02))])
+    first, last = list(learn.model.parameters())[:2], list(learn.model.parameters())[2:]
+    learn.opt = torch.optim.SGD([{"params": first, "lr_mult": 0.1}, {"params": last, "lr_mult": 1.0}], lr=0.01)
+    learn.fit(1)
+    lrs = learn.get(Recorder).lrs
+    assert lrs[0] == pytest.approx(0.01) and lrs[-1] == pytest.approx(0.01 + 0.01 * (len(lrs) - 1) / len(lrs))
+    assert learn.opt.param_groups[0]["lr"] == pytest.approx(lrs[-1] * 0.1)  # the slow group really was slower

@@ -1,0 +1,42 @@
+"""The app shell: the tab registry, a tab that fails to build, one tab served alone."""
+import types
+
+import gradio as gr
+
+import app as app_module
+import demos
+from demos import common
+
+
+def _tab(tab_id: str, build) -> types.ModuleType:
+    module = types.ModuleType(f"demos.{tab_id}")
+    module.ID, module.TITLE, module.build = tab_id, f"Tab {tab_id}", build
+    return module
+
+
+def test_every_registered_tab_has_an_id_a_title_and_a_build():
+    assert len({tab.ID for tab in demos.TABS}) == len(demos.TABS) >= 4
+    assert all(isinstance(tab.TITLE, str) and callable(tab.build) for tab in demos.TABS)
+
+
+def test_a_tab_whose_build_raises_becomes_an_error_tab_and_the_others_still_build():
+    def broken():
+        gr.Markdown("half a layout")
+        raise RuntimeError("config.json: unexpected key 'grids'")
+
+    good = _tab("good", lambda: gr.Markdown("fine", elem_id="good-text"))
+    blocks = app_module.build_app([_tab("broken", broken), good])
+    texts = {getattr(block, "elem_id", None): getattr(block, "value", None) for block in blocks.blocks.values()}
+    error = texts["tab-broken-error"]
+    assert "could not be built" in error and "unexpected key 'grids'" in error and "python -m demos.broken" in error
+    assert texts["good-text"] == "fine"
+
+
+def test_launch_alone_serves_just_that_tab(monkeypatch):
+    served = []
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: served.append(self))
+    tab = _tab("solo", lambda: gr.Markdown("solo", elem_id="solo-text"))
+    common.launch_alone(tab)
+    (blocks,) = served
+    ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
+    assert {"tab-solo", "solo-text"} <= ids and not any(f"tab-{t.ID}" in ids for t in demos.TABS)
