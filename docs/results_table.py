@@ -1,0 +1,107 @@
+"""The README's results table, written from the bundled weight folders' metrics.json and model files.
+
+    python docs/results_table.py            # print the table
+    python docs/results_table.py --write    # put it into README.md between the results markers
+
+One row per bundled folder. The numbers are the ones `evaluate` wrote into each folder (see its model card for
+the command); the data tests re-derive them from the data sets.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dl_core.paths import REPO_ROOT, WEIGHTS_DIR
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+STYLES = {"style-starry_night": "The Starry Night", "style-the_scream": "The Scream", "style-shipwreck": "The Shipwreck",
+          "style-woman_with_hat_matisse": "Woman with a Hat"}
+
+
+def _model_class(name: str):
+    if name == "detection":
+        from dl_core.detection.model import SSD
+        return SSD
+    if name == "translation":
+        from dl_core.translation.model import Seq2Seq
+        return Seq2Seq
+    if name == "sentiment-lm":
+        from dl_core.ulmfit.model import LanguageModel
+        return LanguageModel
+    if name.startswith("sentiment"):
+        from dl_core.ulmfit.model import TextClassifier
+        return TextClassifier
+    from dl_core.style.model import StyleNet
+    return StyleNet
+
+
+def _size(name: str) -> str:
+    """Parameters (from the loaded model) and the weight file's size as stored."""
+    from dl_core.hub import load_model
+
+    model = load_model(_model_class(name), WEIGHTS_DIR / name)
+    params = sum(p.numel() for p in model.parameters())
+    megabytes = (WEIGHTS_DIR / name / "model.safetensors").stat().st_size / 1e6
+    return f"{params / 1e6:.1f}M, {megabytes:.1f} MB"
+
+
+def _metrics(name: str) -> dict:
+    return json.loads((WEIGHTS_DIR / name / "metrics.json").read_text())
+
+
+def rows() -> list[tuple[str, str, str, str, str]]:
+    """(folder, model, held-out data, metric, value) for every bundled folder."""
+    out = []
+    m = _metrics("detection")["focal"]["raccoon_test"]
+    out.append(("detection", "SSD + largest-object head", f"raccoon test split ({m['n']} photos)", "mAP@0.5 / mAP@[.5:.95]",
+                f"**{m['map50']:.3f}** / {m['map']:.3f}"))
+    m = _metrics("translation")["heldout"]
+    out.append(("translation", "bi-GRU seq2seq + attention", f"Tatoeba held-out ({m['n']:,} pairs)", "sacreBLEU / chrF",
+                f"**{m['bleu']:.1f}** / {m['chrf']:.1f}"))
+    forward, backward = _metrics("sentiment"), _metrics("sentiment-bwd")
+    n = forward["heldout"]["n"]
+    out.append(("sentiment", "ULMFiT classifier, forward", f"IMDB test ({n:,} reviews)", "accuracy",
+                f"{100 * forward['heldout']['accuracy']:.2f}%"))
+    pair = backward["ensemble"]["accuracy"]
+    out.append(("sentiment-bwd", "ULMFiT classifier, backward", f"IMDB test ({backward['heldout']['n']:,} reviews)",
+                "accuracy (with the forward one)",
+                f"{100 * backward['heldout']['accuracy']:.2f}% (**{100 * pair:.2f}%**)"))
+    m = _metrics("sentiment-lm")["valid"]
+    out.append(("sentiment-lm", "AWD-LSTM language model", f"IMDB held-out texts ({m['n_tokens']:,} tokens)", "perplexity",
+                f"{m['perplexity']:.1f}"))
+    for name, painting in STYLES.items():
+        m = _metrics(name)["heldout"]
+        out.append((name, f"style network: {painting}", f"CSet5 + CSet14 ({m['n']} photos)",
+                    f"style loss ÷ {m['gatys_steps']} Gatys steps' · steps matched",
+                    f"{m['style_ratio']:.2f} · {m['gatys_steps_matched']}"))
+    return out
+
+
+def table() -> str:
+    lines = ["| weights | model (params, file) | held-out data | metric | value |", "|---|---|---|---|---|"]
+    for folder, model, data, metric, value in rows():
+        lines.append(f"| [{folder}](weights/{folder}) | {model} ({_size(folder)}) | {data} | {metric} | {value} |")
+    return "\n".join(lines)
+
+
+def with_table(readme: str, text: str) -> str:
+    """README text with the results table between its markers."""
+    head, _, rest = readme.partition(START)
+    _, _, tail = rest.partition(END)
+    return f"{head}{START}\n{text}\n{END}{tail}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="write the table into README.md")
+    args = parser.parse_args()
+    text = table()
+    if args.write:
+        readme = REPO_ROOT / "README.md"
+        readme.write_text(with_table(readme.read_text(), text))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
