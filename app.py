@@ -34,7 +34,7 @@ def build_app(tabs=None) -> gr.Blocks:
     with gr.Blocks(title="fast.ai Part 2 (2018), live") as app:
         gr.Markdown(HEADER)
         with gr.Tabs():
-            for tab in tabs or demos.TABS:
+            for tab in tabs or demos.tabs():
                 with gr.Tab(tab.TITLE, id=tab.ID, elem_id=f"tab-{tab.ID}"):
                     build_tab(tab)
     # Two CPU cores: at most 2 model calls run at once (every heavy event shares concurrency_id="cpu"),

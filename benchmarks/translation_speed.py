@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 
-
 import torch
 
 from benchmarks.timing import median_ms, print_latency_table
 from dl_core.hub import load_model
+from dl_core.paths import WEIGHTS_DIR
 from dl_core.translation.model import Seq2Seq
 from dl_core.translation.infer import Translator
 
@@ -22,10 +22,11 @@ SENTENCE = "Je ne sais pas pourquoi il est parti si tôt hier."  # 10 words (12 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--weights", default="weights/translation")
-    parser.add_argument("--repeats", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", default=str(WEIGHTS_DIR / "translation"),
+                        help="weight folder (default: the bundled weights/translation)")
+    parser.add_argument("--repeats", type=int, default=50, help="timed calls per row; the median is shown (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     translator = Translator(load_model(Seq2Seq, args.weights))

@@ -4,6 +4,7 @@ Pure handlers first (testable without a server), then the layout, then the wirin
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -13,6 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from demos.common import LazyModel, ModelUnavailable
+from dl_core.paths import data_path, display_path
 
 ID = "translation"
 TITLE = "Lesson 11 · Translation"
@@ -39,7 +41,7 @@ def _load_translator(folder: str):
 
 MODEL = LazyModel(
     "translation", _load_translator,
-    "python train/translate.py train --data ../shared/data/translation/fra-eng.tsv --out weights/translation",
+    f"python train/translate.py train --data {display_path(data_path('translation', 'fra-eng.tsv'))} --out weights/translation",
 )
 
 
@@ -146,14 +148,48 @@ def translate(text: str | None, beam_size: float = 5, reference: str | None = ""
     )
 
 
+@functools.cache  # read once per weight folder, like the model itself
+def _training_record(folder: str) -> dict:
+    """The folder's metrics.json (scores, per-epoch history, the train run's facts), or {} without one."""
+    try:
+        return json.loads((Path(folder) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _loaded_record() -> dict:
+    try:
+        MODEL.get()
+    except ModelUnavailable:
+        return {}
+    return _training_record(MODEL.source.location)
+
+
+def training_summary() -> str:
+    """How the loaded model scores and how it was trained, in a sentence or two (from its metrics.json); ""
+    when the folder has no such record."""
+    record = _loaded_record()
+    try:
+        held = record["heldout"]
+        lines = [f"Held-out Tatoeba pairs ({held['n']:,}): corpus BLEU **{held['bleu']:.1f}**, chrF {held['chrf']:.1f}."]
+        if "multi30k" in record:
+            ood = record["multi30k"]
+            lines.append(f"Multi30k image captions ({ood['n']:,}, out of domain): BLEU {ood['bleu']:.1f}, chrF {ood['chrf']:.1f}.")
+        if "facts" in record:
+            minutes = sum(h["seconds"] for h in record.get("history", [])) / 60
+            lines.append(f"{len(record.get('history', []))} epochs, {minutes:.0f} minutes on {record['facts']['hardware']}:"
+                         f"\n```\n{record['facts']['command']}\n```")
+    except (KeyError, TypeError):  # a record without these entries: say nothing rather than guess
+        return ""
+    return "\n\n".join(lines)
+
+
 def training_figure():
     """Loss curves and the teacher-forcing schedule of the loaded model, from its metrics.json (if any)."""
     from matplotlib.figure import Figure
 
-    try:
-        MODEL.get()
-        history = json.loads((Path(MODEL.source.location) / "metrics.json").read_text())["history"]
-    except (ModelUnavailable, OSError, KeyError, ValueError):
+    history = _loaded_record().get("history")
+    if not history:
         return None
     epochs = [h["epoch"] + 1 for h in history]
     fig = Figure(figsize=(6, 3))
@@ -199,7 +235,8 @@ def build() -> None:
                                                        {"left": "$", "right": "$", "display": False}])
             with gr.Accordion("How this model was trained", open=False):
                 curves = gr.Plot(label="loss and teacher forcing per epoch")
-                show_curves = gr.Button("Show training curves", size="sm")
+                summary = gr.Markdown(elem_id="translation-training-summary")
+                show_curves = gr.Button("Show training curves and scores", size="sm")
 
     def run(text, k, ref):
         return translate(text, k, ref).as_tuple()
@@ -207,4 +244,13 @@ def build() -> None:
     outputs = [greedy, beam, notes, attention, hypotheses, scores]
     button.click(run, [source, beam_size, reference], outputs, api_name="translate", concurrency_id="cpu")
     source.submit(run, [source, beam_size, reference], outputs, api_visibility="private", concurrency_id="cpu")
-    show_curves.click(training_figure, None, curves, api_name="translation_training_curves")
+    show_curves.click(lambda: (training_figure(), training_summary()), None, [curves, summary],
+                      api_name="translation_training_curves")
+
+
+if __name__ == "__main__":
+    import sys
+
+    from demos.common import launch_alone
+
+    launch_alone(sys.modules[__name__])

@@ -15,8 +15,8 @@ def _tab(tab_id: str, build) -> types.ModuleType:
 
 
 def test_every_registered_tab_has_an_id_a_title_and_a_build():
-    assert len({tab.ID for tab in demos.TABS}) == len(demos.TABS) >= 4
-    assert all(isinstance(tab.TITLE, str) and callable(tab.build) for tab in demos.TABS)
+    assert len({tab.ID for tab in demos.tabs()}) == len(demos.tabs()) >= 4
+    assert all(isinstance(tab.TITLE, str) and callable(tab.build) for tab in demos.tabs())
 
 
 def test_a_tab_whose_build_raises_becomes_an_error_tab_and_the_others_still_build():
@@ -39,4 +39,4 @@ def test_launch_alone_serves_just_that_tab(monkeypatch):
     common.launch_alone(tab)
     (blocks,) = served
     ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
-    assert {"tab-solo", "solo-text"} <= ids and not any(f"tab-{t.ID}" in ids for t in demos.TABS)
+    assert {"tab-solo", "solo-text"} <= ids and not any(f"tab-{t.ID}" in ids for t in demos.tabs())

@@ -101,3 +101,41 @@ def test_training_curves_come_from_the_model_cards_metrics(bundled):
     assert [line.get_label() for line in loss_axis.get_lines()] == ["train loss", "valid loss"]
     forcing = forcing_axis.get_lines()[0].get_ydata()
     assert forcing[0] == 1.0 and forcing[-1] < forcing[0]  # the schedule lowered teacher forcing
+
+
+def test_training_summary_quotes_the_folders_metrics_not_constants(monkeypatch, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "retrained"
+    shutil.copytree(BUNDLED, folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["heldout"] = {"bleu": 12.345, "chrf": 23.456, "n": 77}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    fresh_model(monkeypatch, translation, folder)
+    summary = translation.training_summary()
+    assert "BLEU **12.3**, chrF 23.5" in summary and "(77)" in summary
+    assert metrics["facts"]["command"] in summary and "Multi30k" in summary
+
+
+def test_training_summary_and_curves_are_empty_without_a_record(monkeypatch, tmp_path):
+    import shutil
+
+    folder = tmp_path / "unrecorded"
+    shutil.copytree(BUNDLED, folder)
+    (folder / "metrics.json").unlink()
+    fresh_model(monkeypatch, translation, folder)
+    assert translation.training_summary() == "" and translation.training_figure() is None
+
+
+def test_the_tab_runs_alone_and_shows_a_train_command_the_script_accepts():
+    import shlex
+
+    from dl_core import cli
+    from train import translate
+
+    assert "launch_alone(sys.modules[__name__])" in (REPO_ROOT / "demos" / "translation.py").read_text()
+    parser = cli.build_parser(translate.__file__, translate.__doc__, translate.COMMANDS)
+    script, command = shlex.split(translation.MODEL.train_command)[1:3]
+    args = parser.parse_args(shlex.split(translation.MODEL.train_command)[2:])
+    assert (script, command, args.out) == ("train/translate.py", "train", "weights/translation")

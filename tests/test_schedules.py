@@ -3,7 +3,7 @@ import math
 import pytest
 
 from dl_core import schedules
-from train.translate import teacher_forcing_schedule
+from dl_core.translation.training import teacher_forcing_schedule
 
 
 def test_decay_shapes_hit_their_endpoints():

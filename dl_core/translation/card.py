@@ -1,0 +1,170 @@
+"""The translation weight folder's model card (README.md), written entirely from its config.json and metrics.json.
+
+metrics.json holds the scores, the per-epoch history and the run's `facts`: the train command line, its parsed
+arguments, the number of pairs, the hardware (and an optional note). The train command writes them all;
+`rewrite_card(folder, ...)` renders the card again from the folder alone (python train/translate.py card).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from dl_core import hub
+from dl_core.paths import display_path
+from dl_core.translation.model import Seq2Seq, Seq2SeqConfig
+
+SCRIPT = "python train/translate.py"
+# argparse's bookkeeping, not settings of the run
+_NOT_ARGS = {"run", "command", "command_line"}
+_DATA_ARGS = ("data", "ood_data")
+
+
+def train_args(args: argparse.Namespace) -> dict:
+    """A train command's parsed arguments, as metrics.json records them: data under the data root as
+    `../shared/data/...` (dl_core.paths.display_path), so that the record reads the same on every machine."""
+    recorded = {key: value for key, value in vars(args).items() if key not in _NOT_ARGS}
+    for key in _DATA_ARGS:
+        if recorded.get(key):
+            recorded[key] = display_path(recorded[key])
+    return recorded
+
+
+def train_facts(args: argparse.Namespace, n_pairs: int) -> dict:
+    """metrics.json's record of a train run: what the card says about data, recipe and hardware."""
+    return {
+        "command": args.command_line,
+        "args": train_args(args),
+        "n_pairs": n_pairs,
+        "hardware": hub.describe_hardware(),
+    }
+
+
+def n_parameters(config: Seq2SeqConfig) -> int:
+    with torch.device("meta"):  # shapes only: nothing is allocated or initialised
+        return sum(p.numel() for p in Seq2Seq(config).parameters())
+
+
+def _history_rows(history: list[dict]) -> str:
+    return "\n".join(
+        f"| {h['epoch'] + 1} | {h['train_loss']:.3f} | {h['valid_loss']:.3f} | {h.get('teacher_forcing', 1.0):.2f} | {h['seconds']:.0f} |"
+        for h in history
+    )
+
+
+def _score_row(label: str, scores: dict, reproduce: str) -> str:
+    return f"| {label} | {scores['n']} | {scores['bleu']:.1f} | {scores['chrf']:.1f} | `{reproduce}` |"
+
+
+def model_card(config: Seq2SeqConfig, metrics: dict, weights: str) -> str:
+    """The card of weight folder `weights` (as the commands it quotes should name it, e.g. weights/translation)."""
+    facts, history = metrics["facts"], metrics["history"]
+    args = facts["args"]
+    evaluate = f"{SCRIPT} evaluate --weights {weights} --data"
+    rows = [_score_row("Tatoeba held-out split", metrics["heldout"], f"{evaluate} {args['data']} --split valid")]
+    if "multi30k" in metrics:
+        ood = args["ood_data"]
+        rows.append(_score_row(f"Multi30k {Path(ood).name} (out of domain)", metrics["multi30k"], f"{evaluate} {ood}"))
+    seconds = sum(h["seconds"] for h in history)  # includes the epochs before a resume
+    note = f"\n{facts['note']}" if facts.get("note") else ""
+    layers = config.n_layers
+    return f"""---
+library_name: fastai-part2-demos
+license: cc-by-2.0
+language: [fr, en]
+tags: [translation, seq2seq, attention, fastai-part2, pytorch_model_hub_mixin]
+datasets: [tatoeba]
+metrics: [bleu, chrf]
+---
+# Lesson 11 · French → English translation (bi-GRU encoder + additive attention)
+
+A {n_parameters(config) / 1e6:.1f}M-parameter sequence-to-sequence model from the fast.ai 2018 Part 2 lesson 11
+(`dl_core/translation/model.py`):
+a {layers}-layer bidirectional GRU encoder ({config.enc_hidden} units per direction over {config.emb_dim}-dimensional embeddings),
+a {layers}-layer GRU decoder ({config.dec_hidden} units) with additive (Bahdanau) attention ({config.attn_dim} dimensions),
+teacher forcing scheduled per epoch, and an output layer tied to the decoder embedding.
+Dropout: {config.emb_dropout} on the embeddings, {config.rnn_dropout} between GRU layers, {config.out_dropout} before the output layer.
+The encoder reads at most {config.max_src_len} tokens, the decoder writes at most {config.max_out_len}.
+Weights are stored in fp16 (loaded back as fp32).
+
+## Data
+Tatoeba French–English pairs (`{Path(args['data']).name if args.get('data') else "fra.txt"}`, {facts['n_pairs']} pairs) via manythings.org — CC-BY 2.0 FR,
+credit tatoeba.org. {metrics['heldout']['n']} pairs were held out by **whole French sentence** (seed {args['seed']}),
+so no validation source sentence is seen in training. Tokens: spaCy `blank("fr")` / `blank("en")`, cased,
+words seen at least {args['min_freq']} times (vocab: French {len(config.src_vocab)}, English {len(config.tgt_vocab)}).
+
+## Metrics (cased sacreBLEU 13a on detokenised greedy output, one reference per pair)
+| data | pairs | BLEU | chrF | reproduce with |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Scored at the end of training, before the weights were stored in fp16; `evaluate` on the stored weights can
+differ in the second decimal. Multi30k (image captions) is out of domain: Tatoeba is short everyday sentences.
+Multi30k is licensed for non-commercial research and education; it is used here only to report a number.
+
+## Training
+```
+{facts['command']}
+```
+{len(history)} epochs, {seconds / 60:.1f} minutes on {facts['hardware']}; AdamW (weight decay {args['wd']}), 1cycle LR (max {args['lr']}),
+gradient clipping {args['clip']}, label smoothing {args['label_smoothing']}, batch {args['bs']}. Teacher forcing falls from 1.0
+to a floor of {args['teacher_forcing_floor']} (`--teacher-forcing-floor`; the lesson goes down to 0).{note}
+
+| epoch | train loss | valid loss | teacher forcing | seconds |
+|---|---|---|---|---|
+{_history_rows(history)}
+
+## Use
+```python
+from dl_core.hub import load_model
+from dl_core.translation.model import Seq2Seq
+from dl_core.translation.infer import Translator
+translator = Translator(load_model(Seq2Seq, "{weights}"))
+print(translator.greedy(translator.source("Je suis content.")).text)
+```
+"""
+
+
+def _find(pattern: str, text: str, what: str) -> str:
+    found = re.search(pattern, text, re.DOTALL)
+    if not found:
+        raise ValueError(f"the old model card does not say {what}: add `facts` to metrics.json by hand")
+    return found.group(1)
+
+
+def facts_from_old_card(card: str) -> dict:
+    """What cards written before metrics.json had `facts` kept only in their text: the train command (the
+    first code block of the Training section), the number of pairs, the hardware and the note after the
+    recipe. Read once, by `rewrite_card`, to complete such a folder's metrics.json."""
+    training = card.partition("## Training")[2]
+    facts = {
+        "command": _find(r"```\s*(.+?)\s*```", training, "the train command"),
+        "n_pairs": int(_find(r"\(`[^`]*`, (\d+) pairs\)", card, "the number of pairs")),
+        "hardware": " ".join(_find(r"minutes on (.+?); AdamW", training, "the hardware").split()),
+    }
+    note = " ".join(_find(r"the lesson goes down to 0\)\.(.*?)\n\n", training, "where the recipe ends").split())
+    if note:
+        facts["note"] = note
+    return facts
+
+
+def rewrite_card(folder: str | Path, parse_command: Callable[[str], dict]) -> str:
+    """Render `folder`'s README.md from its config.json and metrics.json and write it; returns the card.
+
+    A folder whose metrics.json has no `facts` yet gets them first, from its old card, with the arguments of
+    its recorded train command as `parse_command(command)` reads them (the train script's own parser)."""
+    folder = Path(folder)
+    metrics_file = folder / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    if "facts" not in metrics:
+        facts = facts_from_old_card((folder / "README.md").read_text())
+        metrics["facts"] = {"command": facts["command"], "args": parse_command(facts["command"]), **facts}
+        metrics_file.write_text(json.dumps(metrics, indent=1))  # as hub.save_model writes it
+    config = Seq2SeqConfig(**json.loads((folder / "config.json").read_text()))
+    card = model_card(config, metrics, f"weights/{folder.name}")
+    (folder / "README.md").write_text(card)
+    return card
