@@ -1,6 +1,6 @@
 """Lessons 8-9 latency on this machine: detection of one 512-px photo, end to end, as the app does it.
 
-    python benchmarks/detection_speed.py [--weights weights/detection] [--repeats 30]
+    python -m benchmarks.detection_speed [--weights weights/detection] [--repeats 30] [--threads 2]
 
 End to end = decode + upright/convert (dl_core.images) + resize + model + NMS + drawing the anchor view.
 Baseline, side by side: the backbone alone (EfficientNet-Lite0 at 224 px), to show what the SSD head, NMS
@@ -13,19 +13,19 @@ import io
 import os
 from pathlib import Path
 
-
 import numpy as np
 import torch
 from PIL import Image
 
 from benchmarks.timing import median_ms, print_latency_table
+from dl_core.paths import data_path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--weights", default="weights/detection")
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", default="weights/detection", help="weight folder to time (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=30, help="runs per measurement; the median is shown (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -33,7 +33,7 @@ def main() -> None:
     from demos import detection
 
     model = detection.MODEL.get()
-    photo = Path(__file__).resolve().parent.parent.parent / "shared/data/detection/raccoon/images/raccoon-146.jpg"
+    photo = data_path("detection", "raccoon", "images", "raccoon-146.jpg")  # a held-out test photo
     image = Image.open(photo).convert("RGB") if photo.exists() else \
         Image.fromarray((np.random.default_rng(0).random((384, 512, 3)) * 255).astype(np.uint8))
     image = image.resize((512, round(512 * image.height / image.width)))

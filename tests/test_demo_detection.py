@@ -1,10 +1,12 @@
 """The detection tab's handlers with good and bad input, without a server."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import fresh_model, needs_shared
+from conftest import REPO_ROOT, fresh_model, needs_shared
 from demos import detection
 
 
@@ -27,6 +29,8 @@ def test_detects_a_raccoon_and_shows_every_view(bundled):
     assert view.largest[1][0][1].startswith("largest: raccoon")
     assert view.anchors.size == image.size
     assert view.table and view.table[0][0] == "raccoon"
+    recorded = json.loads((REPO_ROOT / "weights" / "detection" / "metrics.json").read_text())["focal"]["raccoon_test"]
+    assert f"mAP@0.5 **{recorded['map50']:.2f}**" in view.about  # read from the weights' metrics.json
 
 
 def test_nms_removes_overlapping_duplicates(bundled):
@@ -80,3 +84,21 @@ def test_focal_figure_draws_bce_and_the_chosen_gamma():
     fig = detection.focal_figure(3.0)
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert "BCE  (γ = 0)" in labels and "focal γ = 3" in labels
+
+
+def test_weights_summary_reads_metrics_json_and_degrades_without_it(tmp_path):
+    (tmp_path / "metrics.json").write_text('{"focal": {"raccoon_test": {"map50": 0.5, "map": 0.25, "n": 4}}}')
+    assert detection.weights_summary(str(tmp_path)).endswith("mAP@0.5 **0.50** (mAP 0.25) on raccoon test, 4 images.")
+    assert detection.weights_summary(str(tmp_path / "absent")) == ""
+
+
+def test_samples_are_the_raccoon_test_photos_under_the_data_root(monkeypatch, tmp_path):
+    raccoon = tmp_path / "detection" / "raccoon"
+    (raccoon / "images").mkdir(parents=True)
+    (raccoon / "test_labels.csv").write_text("filename,class\nb.jpg,raccoon\na.jpg,raccoon\nmissing.jpg,raccoon\n")
+    for name in ("a.jpg", "b.jpg", "train.jpg"):
+        Image.new("RGB", (8, 8)).save(raccoon / "images" / name)
+    monkeypatch.setenv("DL_DATA_DIR", str(tmp_path))
+    assert detection.sample_images() == [str(raccoon / "images" / "a.jpg"), str(raccoon / "images" / "b.jpg")]
+    monkeypatch.setenv("DL_DATA_DIR", str(tmp_path / "nothing"))
+    assert detection.sample_images() == []

