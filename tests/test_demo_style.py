@@ -95,6 +95,38 @@ def test_a_broken_metrics_file_only_drops_the_comparison(tiny_style, tmp_path):
     assert view.image is not None and "held-out" not in view.notes
 
 
+def test_the_panel_reads_the_bundled_networks_numbers_from_their_metrics(monkeypatch, tmp_path):
+    import json
+
+    panel = style.explanation()
+    assert style.BUNDLED_NETWORKS_MARK not in panel and "$$" in panel
+    heldout = [json.loads((REPO_ROOT / "weights" / f"style-{name}" / "metrics.json").read_text())["heldout"]
+               for name in style.STYLES.values()]
+    ratios = sorted(h["style_ratio"] for h in heldout)
+    assert f"style loss is still {ratios[0]:.1f}–{ratios[-1]:.1f}× that of 300 pixel steps" in panel
+    monkeypatch.setattr(style, "WEIGHTS_DIR", tmp_path / "none")  # no weight folder evaluated: the sentence is left out
+    assert style.bundled_networks_summary() == "" and "bundled networks had" not in style.explanation()
+    monkeypatch.setattr(style, "WEIGHTS_DIR", tmp_path)  # (metrics.json is read once per folder: a new one)
+    (tmp_path / "style-the_scream").mkdir()
+    (tmp_path / "style-the_scream" / "metrics.json").write_text(json.dumps({
+        "train_seconds": 600, "hardware": "CPU, 2 threads", "lineage": [{"seconds": 300}],
+        "heldout": {"style_ratio": 2.04, "gatys_steps": 200, "n": 7, "gatys_steps_matched": None}}))
+    summary = style.bundled_networks_summary()
+    assert "had 15 CPU-minutes of training" in summary and "on 7 held-out photos" in summary
+    assert "still 2.0× that of 200 pixel steps" in summary and "Gatys keeps the edge" in summary
+
+
+def test_sample_photos_and_paintings_come_from_the_data_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("DL_DATA_DIR", str(tmp_path))
+    assert style.sample_photos() == [] and style.painting_file("woman_with_hat_matisse") is None
+    (tmp_path / "superres" / "CSet5").mkdir(parents=True)
+    (tmp_path / "style").mkdir()
+    for path in (tmp_path / "superres" / "CSet5" / "bird.png", tmp_path / "style" / "woman-with-hat-matisse.jpg"):
+        Image.new("RGB", (8, 8)).save(path)
+    assert style.sample_photos() == [str(tmp_path / "superres" / "CSet5" / "bird.png")]
+    assert style.painting_file("woman_with_hat_matisse") == tmp_path / "style" / "woman-with-hat-matisse.jpg"
+
+
 def test_huge_photo_is_downscaled_with_a_note(tiny_style, tmp_path):
     big = _file(tmp_path, Image.new("RGB", (3000, 2000), (90, 120, 200)), "big.jpg")
     view = style.stylise_photo(big, STARRY, 512)
@@ -221,12 +253,12 @@ def test_live_with_vgg16_streams_its_own_layers(random_vgg, tmp_path):
 
 def test_vgg16_with_a_trained_style_needs_the_painting_file(random_vgg, tmp_path, monkeypatch):
     settings = style.LiveSettings(steps=1, size=48, backbone="vgg16", layers=("relu1_2",))
-    monkeypatch.setattr(style, "SHARED", tmp_path / "absent")
+    monkeypatch.setenv("DL_DATA_DIR", str(tmp_path / "absent"))
     last = list(style.live_style_transfer(_photo(tmp_path), STARRY, None, settings))[-1]
     assert last.image is None and last.status == style.VGG_NEEDS_PAINTING
     (tmp_path / "shared" / "style").mkdir(parents=True)
     Image.new("RGB", (64, 48), (30, 60, 200)).save(tmp_path / "shared" / "style" / "starry_night.jpg")
-    monkeypatch.setattr(style, "SHARED", tmp_path / "shared")
+    monkeypatch.setenv("DL_DATA_DIR", str(tmp_path / "shared"))
     last = list(style.live_style_transfer(_photo(tmp_path), STARRY, None, settings))[-1]
     assert last.image is not None and "done" in last.status
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -82,8 +80,7 @@ def test_loss_curve_records_the_losses_after_every_update(extractor):
 
 
 def test_steps_matched_is_the_first_step_the_mean_curve_reaches_the_network():
-    from style import steps_matched
-
+    from dl_core.style.evaluate import steps_matched
     from dl_core.style.gatys import Losses
 
     styles = [[3.0, 2.0, 1.0, 0.5], [5.0, 3.0, 1.0, 0.5]]  # mean: 4, 2.5, 1, 0.5
@@ -176,25 +173,27 @@ def test_style_net_rejects_other_depths():
 
 
 def test_style_net_trains_a_few_steps_on_generated_images(extractor):
-    from dl_core.learner import Learner
+    from dl_core.callbacks import Recorder
+    from dl_core.style.training import LossTermsLog, PerceptualObjective, ReportAt, make_learner
 
     torch.manual_seed(0)
     style = textured(5, 48)
-    loss = StyleLoss.from_image(extractor, style, LossWeights())
+    objective = PerceptualObjective(StyleLoss.from_image(extractor, style, LossWeights()))
     net = StyleNet(StyleNetConfig(channels=(8, 16, 32), residual_blocks=2))
     photos = torch.cat([textured(i, 48) for i in range(4)])
     batches = [((photos,), photos)] * 12  # the same batch: the loss must fall
-
-    def loss_fn(out, target):
-        return loss(out, loss.content_targets(target)).total
-
-    learn = Learner(net, batches, None, loss_fn, lr=3e-3, opt_fn=torch.optim.Adam)
+    reports = []
+    learn = make_learner(net, objective, batches, None, lr=3e-3, callbacks=[
+        Recorder(), LossTermsLog(objective), ReportAt({0, 5, 12}, lambda step, model: reports.append((step, model.training)))])
     with torch.no_grad():
-        before = loss_fn(net(photos), photos).item()
+        before = objective(net(photos), photos).item()
     learn.fit(1)
     with torch.no_grad():
-        after = loss_fn(learn.unwrapped_model(photos), photos).item()
+        after = objective(learn.unwrapped_model(photos), photos).item()
     assert after < 0.8 * before
+    assert [step for step, _ in reports] == [0, 5, 12]  # before the first and sixth updates, and after the last
+    epoch = learn.get(Recorder).history[0]
+    assert epoch["content"] > 0 and epoch["style"] > 0  # LossTermsLog's means of the training batches
 
 
 def test_weights_round_trip_with_style_grams(tmp_path, extractor):
@@ -230,7 +229,9 @@ def test_random_crops_are_reproducible_and_fresh_each_epoch(tmp_path):
     assert list(sampler) == [8, 9, 10, 11]
 
 
-def test_train_script_end_to_end_and_evaluate_prints_json_last(tmp_path):
+def test_train_script_end_to_end_and_evaluate_prints_json_last(tmp_path, capsys):
+    from train.style import main
+
     content, heldout = tmp_path / "content", tmp_path / "heldout"
     content.mkdir(), heldout.mkdir()
     for i in range(4):
@@ -240,48 +241,56 @@ def test_train_script_end_to_end_and_evaluate_prints_json_last(tmp_path):
     painting = tmp_path / "painting.jpg"
     to_image(textured(99, 64)[0]).save(painting)
     out = tmp_path / "style-test"
-    env = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-    common = [sys.executable, str(REPO_ROOT / "train" / "style.py")]
-    train = subprocess.run(common + ["train", "--style", str(painting), "--content", str(content), "--heldout", str(heldout),
-                                     "--channels", "4", "8", "16", "--residual-blocks", "1", "--size", "32", "--style-size", "32",
-                                     "--epochs", "2", "--steps-per-epoch", "2", "--bs", "2", "--workers", "0",
-                                     "--eval-steps", "3", "--eval-size", "40", "--out", str(out)],
-                           capture_output=True, text=True, timeout=300, env={**env, **_python_env()})
-    assert train.returncode == 0, train.stderr[-3000:]
+    tiny = ["--size", "32", "--style-size", "32", "--bs", "2", "--workers", "0", "--checkpoint", "none"]
+    main(["train", "--style", str(painting), "--content", str(content), "--heldout", str(heldout), "--channels", "4", "8", "16",
+          "--residual-blocks", "1", "--epochs", "2", "--steps-per-epoch", "2", "--eval-steps", "3", "--eval-size", "40",
+          "--out", str(out), *tiny])
     assert {"README.md", "config.json", "model.safetensors", "metrics.json"} <= {p.name for p in out.iterdir()}
     card = (out / "README.md").read_text()
     assert "python train/style.py train --style" in card and "Style ratio" in card and "Gatys step" in card
-    evaluate = subprocess.run(common + ["evaluate", "--weights", str(out), "--data", str(heldout), "--steps", "3", "--size", "40"],
-                              capture_output=True, text=True, timeout=300, env={**env, **_python_env()})
-    assert evaluate.returncode == 0, evaluate.stderr[-3000:]
-    result = json.loads(evaluate.stdout.strip().splitlines()[-1])
+    assert f"python train/style.py evaluate --weights {out} --data {heldout} --size 40 --steps 3`" in card
+    capsys.readouterr()
+    main(["evaluate", "--weights", str(out), "--data", str(heldout), "--steps", "3", "--size", "40"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["n"] == 2 and set(result) >= {"content_loss", "style_loss", "gatys_style_loss", "style_ratio"}
     assert result["style_ratio"] == pytest.approx(result["style_loss"] / result["gatys_style_loss"], rel=0.01)
     assert result["gatys_steps_matched"] is None or 0 <= result["gatys_steps_matched"] <= 3
+    assert result == json.loads((out / "metrics.json").read_text())["heldout"]  # evaluate gives the card's numbers
+    # `card` writes the same card again from config.json and metrics.json alone
+    (out / "README.md").unlink()
+    main(["card", "--weights", str(out)])
+    assert (out / "README.md").read_text() == card
     # --init trains on from that network: its sizes (not the default channels) and its weights
-    more = subprocess.run(common + ["train", "--style", str(painting), "--content", str(content), "--heldout", str(heldout),
-                                    "--init", str(out), "--size", "32", "--style-size", "32", "--epochs", "1",
-                                    "--steps-per-epoch", "1", "--bs", "2", "--workers", "0", "--eval-steps", "0",
-                                    "--out", str(tmp_path / "more")],
-                          capture_output=True, text=True, timeout=300, env={**env, **_python_env()})
-    assert more.returncode == 0, more.stderr[-3000:]
-    assert json.loads((tmp_path / "more" / "config.json").read_text())["channels"] == [4, 8, 16]
-    more_card = (tmp_path / "more" / "README.md").read_text()  # both runs are in the card, the first one's command too
-    assert "Trained in 2 runs" in more_card and f"--out {out}`" in more_card and "(2 photos)" in more_card
+    more = tmp_path / "more"
+    main(["train", "--style", str(painting), "--content", str(content), "--heldout", str(heldout), "--init", str(out),
+          "--epochs", "1", "--steps-per-epoch", "1", "--eval-steps", "0", "--out", str(more), *tiny])
+    assert json.loads((more / "config.json").read_text())["channels"] == [4, 8, 16]
+    more_card = (more / "README.md").read_text()  # both runs are in the card, the first one's command too
+    assert "Trained in 2 runs" in more_card and f"--out {out} " in more_card and "(2 photos)" in more_card
+    assert "Not evaluated" in more_card
     # a folder saved before lineages existed gets its runs back from train_args.init when re-evaluated with --write
-    metrics = json.loads((tmp_path / "more" / "metrics.json").read_text())
-    (tmp_path / "more" / "metrics.json").write_text(json.dumps({k: v for k, v in metrics.items() if k != "lineage"}))
-    rewrite = subprocess.run(common + ["evaluate", "--weights", str(tmp_path / "more"), "--data", str(heldout), "--steps", "2",
-                                       "--size", "40", "--write"], capture_output=True, text=True, timeout=300, env={**env, **_python_env()})
-    assert rewrite.returncode == 0, rewrite.stderr[-3000:]
-    assert "Trained in 2 runs" in (tmp_path / "more" / "README.md").read_text()
-    assert json.loads((tmp_path / "more" / "metrics.json").read_text())["lineage"] == metrics["lineage"]
+    metrics = json.loads((more / "metrics.json").read_text())
+    (more / "metrics.json").write_text(json.dumps({k: v for k, v in metrics.items() if k != "lineage"}))
+    main(["evaluate", "--weights", str(more), "--data", str(heldout), "--steps", "2", "--size", "40", "--write"])
+    rewritten = json.loads((more / "metrics.json").read_text())
+    assert rewritten["lineage"] == metrics["lineage"] and rewritten["heldout"]["gatys_steps"] == 2
+    assert "Trained in 2 runs" in (more / "README.md").read_text()
+    assert f"--weights {more} --data {heldout} --size 40 --steps 2`" in (more / "README.md").read_text()
 
 
-def _python_env() -> dict:
-    import os
+def test_the_card_reads_the_feature_network_and_sizes_from_the_config():
+    from dl_core.style.card import model_card
 
-    return {k: v for k, v in os.environ.items() if k.startswith(("PYTHON", "HOME", "VIRTUAL_ENV", "LD_"))}
+    folder = REPO_ROOT / "weights" / "style-the_scream"
+    config = json.loads((folder / "config.json").read_text())
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert model_card(config, metrics) == (folder / "README.md").read_text()  # the bundled card is this code's
+    vgg = {**config, "channels": [8, 16, 32, 64], "residual_blocks": 3,
+           "loss": {**config["loss"], "backbone": "vgg16", "smoothing": None, "style_layers": ["relu1_2", "relu2_2"]}}
+    card = model_card(vgg, metrics)
+    assert "frozen ImageNet **vgg16** features" in card and "Feature network: ImageNet VGG16 from torchvision" in card
+    assert "EfficientNet" not in card and "(8, 16, 32, 64)" in card and "3 residual blocks" in card
+    assert "activation smoothing: none" in card and "`relu1_2`, `relu2_2`" in card
 
 
 def test_to_tensor_and_back_is_lossless():
@@ -293,8 +302,7 @@ def test_to_tensor_and_back_is_lossless():
 def test_bundled_networks_store_their_paintings_gram_matrices(name, painting):
     """The Gram matrices shipped with a network are the painting's, in the network's own loss (fp16-stored)."""
     from conftest import needs_shared
-
-    from style import load_style_image
+    from dl_core.style.data import load_style_image
 
     path = needs_shared("style", painting)
     folder = REPO_ROOT / "weights" / f"style-{name}"

@@ -1,0 +1,150 @@
+"""A style network's model card, written entirely from its folder's config.json and metrics.json.
+
+    python train/style.py card --weights weights/style-starry_night     # rewrites that folder's README.md
+
+metrics.json holds what the card reports beyond the architecture: the training arguments and command line
+("train_args"), the per-epoch history, time and hardware, the runs it was trained on from ("lineage"), and the
+held-out comparison with Gatys ("heldout") with the command that measured it ("evaluate_command").
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dl_core import hub
+from dl_core.paths import REPO_ROOT, display_path
+from dl_core.perceptual import WEIGHT_SOURCES
+from dl_core.style.data import describe_folder
+from dl_core.style.evaluate import EVAL_SIZE, GATYS_STEPS
+from dl_core.style.model import StyleNet, StyleNetConfig
+
+
+def training_lineage(folder: str | Path) -> list[dict]:
+    """The runs that made a trained network, oldest first: each `--init` run trains on from the one before.
+
+    From the folder's metrics.json (its "lineage", or by following train_args.init where an older folder has none)."""
+    metrics = json.loads((Path(folder) / "metrics.json").read_text())
+    init = metrics["train_args"].get("init")
+    earlier = metrics.get("lineage") or (training_lineage(init) if init and (Path(init) / "metrics.json").exists() else [])
+    train_args = metrics["train_args"]
+    return [*earlier, {"command": train_args["command_line"], "epochs": len(metrics["history"]), "bs": train_args["bs"],
+                       "steps_per_epoch": train_args["steps_per_epoch"], "seconds": metrics["train_seconds"],
+                       "hardware": metrics["hardware"]}]
+
+
+def evaluate_command(folder: str | Path, data: list[str | Path], size: int = EVAL_SIZE, steps: int = GATYS_STEPS) -> str:
+    """The `evaluate` command that measures a folder's held-out numbers (paths as the README writes them)."""
+    folder = Path(folder)
+    if folder.is_absolute() and folder.resolve().is_relative_to(REPO_ROOT):
+        folder = folder.resolve().relative_to(REPO_ROOT)
+    options = (f" --size {size}" if size != EVAL_SIZE else "") + (f" --steps {steps}" if steps != GATYS_STEPS else "")
+    return f"python train/style.py evaluate --weights {folder} --data {' '.join(map(display_path, data))}{options}"
+
+
+def complete_metrics(folder: str | Path, metrics: dict) -> dict:
+    """metrics.json with what older folders lack and the card needs: the earlier runs (from train_args.init)
+    and the evaluate command behind "heldout" (the training run's held-out folders, the numbers' size and steps)."""
+    metrics = dict(metrics)
+    earlier = training_lineage(folder)[:-1]
+    if earlier and not metrics.get("lineage"):
+        metrics["lineage"] = earlier
+    if "heldout" in metrics and "evaluate_command" not in metrics:
+        heldout = metrics["heldout"]
+        metrics["evaluate_command"] = evaluate_command(folder, metrics["train_args"]["heldout"], heldout["size"],
+                                                       heldout["gatys_steps"])
+    return metrics
+
+
+def write_card(folder: str | Path) -> str:
+    """Complete the folder's metrics.json (complete_metrics) and rewrite its README.md from it and config.json;
+    the weights and config.json are not touched. Returns the card."""
+    folder = Path(folder)
+    metrics_file = folder / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    completed = complete_metrics(folder, metrics)
+    if completed != metrics:
+        metrics_file.write_text(json.dumps(completed, indent=1))
+    card = model_card(json.loads((folder / "config.json").read_text()), completed)
+    (folder / "README.md").write_text(card)
+    return card
+
+
+def _metrics_section(heldout: dict, command: str) -> str:
+    return f"""## Metrics (held-out photos, each fitted within {heldout["size"]} px)
+| | content loss | style loss |
+|---|---|---|
+| this network (one forward pass) | {heldout["content_loss"]:.4f} | {heldout["style_loss"]:.5f} |
+| Gatys, {heldout["gatys_steps"]} Adam steps on the pixels, same loss | {heldout["gatys_content_loss"]:.4f} | {heldout["gatys_style_loss"]:.5f} |
+
+**Style ratio (network / Gatys): {heldout["style_ratio"]:.2f}** over {heldout["n"]} photos (bar: ≤ 1.5).
+{_steps_matched_sentence(heldout)}Reproduce: `{command}`
+"""
+
+
+def _steps_matched_sentence(heldout: dict) -> str:
+    """The card's line on what one forward pass is worth in Gatys steps (folders evaluated before it: nothing)."""
+    if "gatys_steps_matched" not in heldout:
+        return ""
+    matched = heldout["gatys_steps_matched"]
+    if matched is None:
+        return f"Its style loss is lower than that of every one of the {heldout['gatys_steps']} Gatys steps.\n"
+    return (f"Its one forward pass is worth **{matched} Gatys steps**: the step at which pixel optimisation's mean "
+            f"style loss first falls to the network's.\n")
+
+
+def _lineage_section(lineage: list[dict], seconds: float) -> str:
+    return hub.lineage_section(lineage, seconds, "network", "--init", lambda run: (
+        f"{run['epochs']} epochs × {run['steps_per_epoch']} batches of {run['bs']}, {run['seconds'] / 60:.1f} minutes on {run['hardware']}"))
+
+
+def model_card(config: StyleNetConfig | dict, metrics: dict) -> str:
+    """The README.md of a weight folder, from its config (config.json's dict) and metrics.json."""
+    model = StyleNet(config)  # the architecture only: the parameter count
+    config, train = model.config, metrics["train_args"]
+    n_params = sum(p.numel() for p in model.parameters())
+    loss, history, seconds = config.loss, metrics["history"], metrics["train_seconds"]
+    title = train["name"].replace("_", " ")
+    rows = "\n".join(f"| {h['epoch'] + 1} | {h['train_loss']:.4f} | {h['content']:.4f} | {h['style']:.5f} | "
+                     f"{h['valid_loss']:.4f} | {h['seconds']:.0f} |" for h in history)
+    heldout = metrics.get("heldout")
+    metrics_section = _metrics_section(heldout, metrics["evaluate_command"]) if heldout else "## Metrics\nNot evaluated (--eval-steps 0).\n"
+    smoothing = f'softmax, T={loss["temperature"]:g}' if loss["smoothing"] else "none"
+    note = f"\n- {train['card_note']}" if train.get("card_note") else ""
+    optimiser = f"AdamW (weight decay {train['wd']})" if train.get("wd") else "Adam"
+    return f"""---
+library_name: fastai-part2-demos
+license: mit
+tags: [style-transfer, fast-neural-style, perceptual-loss, fastai-part2, pytorch_model_hub_mixin]
+---
+# Lesson 14 · Fast style transfer: {title}
+
+Johnson et al.'s image transformation network (`dl_core/style/model.py`: reflection padding, strided
+convolutions, {config.residual_blocks} residual blocks, instance norm, upsample-then-convolve), channels
+{tuple(config.channels)}, {n_params / 1e6:.2f}M parameters, weights stored in fp16. It turns any photo into the
+style of the painting in one forward pass.
+
+## Loss
+Perceptual loss (`dl_core/perceptual.py`) on frozen ImageNet **{loss["backbone"]}** features
+(activation smoothing: {smoothing}): content = relative feature error at `{loss["content_layer"]}`
+(weight {loss["content_weight"]}), style = relative Gram-matrix error over {", ".join(f"`{s}`" for s in loss["style_layers"])}
+(weight {loss["style_weight"]}), total variation weight {loss["tv_weight"]}. The painting's Gram matrices are stored with
+the weights (`style_grams.*`), so the loss can be recomputed without the painting.
+
+## Data
+- Style: *{title}* (public domain), `{Path(train["style"]).name}`, shorter side scaled to {train["style_size"]} px.
+- Content: random {train["size"]}-px crops of {metrics["n_train_photos"]} photos from {", ".join(map(describe_folder, train["content"]))}.
+- Held out, never trained on ({heldout["n"] if heldout else metrics["n_heldout_photos"]} photos): {", ".join(map(describe_folder, train["heldout"]))}.{note}
+- Feature network: {WEIGHT_SOURCES[loss["backbone"]]}.
+
+{metrics_section}
+## Training
+{_lineage_section(metrics.get("lineage", []), seconds)}```
+{train["command_line"]}
+```
+{len(history)} epochs × {train["steps_per_epoch"]} batches of {train["bs"]}, {seconds / 60:.1f} minutes on {metrics["hardware"]};
+{optimiser}, 1cycle (max LR {train["lr"]}), gradient clipping {train["clip"]}, mixed precision {train["mixed_precision"]}.
+
+| epoch | train loss | content | style | held-out loss | seconds |
+|---|---|---|---|---|---|
+{rows}
+"""
