@@ -1,6 +1,6 @@
 """Lesson 10 latency on this machine: classify a 500-token review, attribute it, generate 20 words.
 
-    python benchmarks/sentiment_speed.py [--classifier weights/sentiment] [--backward weights/sentiment-bwd]
+    python -m benchmarks.sentiment_speed [--classifier weights/sentiment] [--backward weights/sentiment-bwd]
         [--lm weights/sentiment-lm] [--repeats 10]
 
 Prints a table of medians. The tab classifies with the forward + backward ensemble (both read the text), so
@@ -19,16 +19,15 @@ from pathlib import Path
 import torch
 
 from benchmarks.timing import median_ms, print_latency_table
-from dl_core.ulmfit.model import AWDLSTMConfig, AWDLSTMEncoder, ClassifierConfig, LanguageModel, TextClassifier
-from dl_core.ulmfit.infer import SentimentAnalyzer
+from dl_core.paths import WEIGHTS_DIR
 from dl_core.text import RULE_TOKENS, SPECIAL_TOKENS
+from dl_core.ulmfit.infer import SentimentAnalyzer
+from dl_core.ulmfit.model import AWDLSTMConfig, AWDLSTMEncoder, ClassifierConfig, LanguageModel, TextClassifier
 
 REVIEW = (
     "I went into this film expecting very little, and I came out surprised. The first half hour is slow, and the "
     "dialogue is often clumsy, but the two leads have real chemistry and the photography is beautiful. "
 )
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def review_of(n_tokens: int, analyzer: SentimentAnalyzer) -> str:
@@ -61,12 +60,12 @@ def load_or_build(args):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--classifier", default="weights/sentiment")
-    parser.add_argument("--backward", default="weights/sentiment-bwd", help="the ensemble's backward classifier ('' for none)")
-    parser.add_argument("--lm", default="weights/sentiment-lm")
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--classifier", default=str(WEIGHTS_DIR / "sentiment"), help="the forward classifier's folder")
+    parser.add_argument("--backward", default=str(WEIGHTS_DIR / "sentiment-bwd"), help="the ensemble's backward classifier ('' for none)")
+    parser.add_argument("--lm", default=str(WEIGHTS_DIR / "sentiment-lm"), help="the language model's folder")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs per row (the median is shown)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     analyzer, note = load_or_build(args)
@@ -101,7 +100,7 @@ def main() -> None:
         ]
     rows.append((f"attribution, 500 tokens (integrated gradients, 8 steps, {len(analyzer.classifiers)} classifier(s))",
                  median_ms(lambda: analyzer.attribute(analyzer.prepare(text)), max(3, args.repeats // 2), warmup=1), 2000.0))
-    if Path(args.classifier).resolve() == (REPO / "weights" / "sentiment").resolve():  # the tab loads the bundled weights
+    if Path(args.classifier).resolve() == (WEIGHTS_DIR / "sentiment").resolve():  # the tab loads the bundled weights
         from demos import sentiment as tab
 
         longest = (REVIEW * (tab.MAX_CHARS // len(REVIEW) + 1))[: tab.MAX_CHARS]

@@ -5,10 +5,11 @@ Pure handlers first (testable without a server), then the layout, then the wirin
 """
 from __future__ import annotations
 
+import functools
 import html
+import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import gradio as gr
@@ -64,10 +65,13 @@ def _load_lm(folder: str):
 
 _PIPELINE = ("python train/ulmfit_gpu.py prepare data/ulmfit --data-dir ../shared/data\n"
              "python train/ulmfit_gpu.py run runs/ulmfit --data-dir data/ulmfit --total-seconds 420   # on a GPU\n"
-             "cp -r runs/ulmfit/sentiment runs/ulmfit/sentiment-lm weights/")
+             "# then into weights/ as `python train/ulmfit_gpu.py --help` shows (unpack folders.tar.gz, copy the weights)")
 _BACKWARD = ("python train/sentiment.py train --data ../shared/data/sentiment/aclImdb_v1.tar.gz --init-classifier "
              "weights/sentiment --backwards --unfreeze-fraction 0 --lr 2e-2 --time-budget 4800 --out runs/sentiment-bwd\n"
-             "python -m dl_core.hub int8 runs/sentiment-bwd weights/sentiment-bwd")
+             "python -m dl_core.hub int8 runs/sentiment-bwd weights/sentiment-bwd\n"
+             "python train/sentiment.py evaluate --weights weights/sentiment weights/sentiment-bwd "
+             "--data ../shared/data/sentiment/aclImdb_v1.tar.gz --write\n"
+             "python train/sentiment.py card --weights weights/sentiment-bwd")
 CLASSIFIER = LazyModel("sentiment", _load_classifier, _PIPELINE)
 BACKWARD = LazyModel("sentiment-bwd", _load_classifier, _BACKWARD)  # optional: the forward model works alone
 LM = LazyModel("sentiment-lm", _load_lm, _PIPELINE)
@@ -254,42 +258,60 @@ def continue_text(text: str | None, n_words: float = 20, temperature: float = 0.
     return ContinuationView(pieces, next_words, "\n\n".join(f"⚠️ {n}" for n in notes))
 
 
-def model_facts() -> str:
-    """What the loaded classifier and LM were trained on and how well they do, from their metrics.json."""
-    import json
+@functools.cache  # read once per weight folder, like the model itself
+def folder_metrics(folder: str) -> dict:
+    """A weight folder's metrics.json (written by train/lm.py, train/sentiment.py and the tools beside them), or {}
+    where it is missing or unreadable."""
+    try:
+        return json.loads((Path(folder) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
-    lines = []
+
+def baselines_sentence(metrics: dict) -> str:
+    """The bag-of-words baselines `python -m benchmarks.sentiment_baselines --write` recorded, as a sentence."""
+    results = metrics.get("baselines", {}).get("results", [])
+    if not results:
+        return ""
+    scores = ", ".join(f"{r['model']} {r['accuracy']:.1%} on {r['data']}" for r in results)
+    return f"For scale, without a neural network: {scores} (`python -m benchmarks.sentiment_baselines`)."
+
+
+def model_facts() -> str:
+    """What the loaded classifiers and LM were trained on and how well they do, from their metrics.json."""
+    lines, ensemble_shown, baselines = [], False, ""
     for model, what in ((CLASSIFIER, "classifier"), (BACKWARD, "backward classifier"), (LM, "language model")):
         try:
             model.get()
-            metrics = json.loads((Path(model.source.location) / "metrics.json").read_text())
         except ModelUnavailable as err:
             lines.append(f"**{what}**: {err}")
             continue
-        except (OSError, ValueError):
+        metrics = folder_metrics(model.source.location)
+        if not metrics:
             lines.append(f"**{what}**: no metrics.json beside the weights.")
             continue
         facts = metrics.get("facts", {})
         runs = [*metrics.get("lineage", []), facts]  # a classifier trained on from another (--init-classifier) lists its runs
         trained = " + ".join(f"{run.get('seconds', 0) / 60:.1f} minutes on {run.get('hardware', '?')}" for run in runs)
+        baselines = baselines or baselines_sentence(metrics)
         if "heldout" in metrics:
             extra = "".join(f"; {Path(name).name.split('.')[0]} held-out {m['accuracy']:.1%} ({m['n']:,} texts)"
                             for name, m in metrics.get("extra", {}).items())
             lines.append(f"**{what}** ({facts.get('n_params', 0) / 1e6:.1f}M parameters, {trained}): accuracy "
                          f"**{metrics['heldout']['accuracy']:.1%}** on {metrics['heldout']['n']:,} held-out "
                          f"{facts.get('data', '')} texts{extra}.")
-            if "ensemble" in metrics:  # evaluate --write records the forward + backward ensemble beside the backward model
-                ens = metrics["ensemble"]
+            if "ensemble" in metrics and not ensemble_shown:  # evaluate --write records the ensemble beside each member
+                ens, ensemble_shown = metrics["ensemble"], True
                 lines.append(f"**the two together** (the tab's prediction: their probabilities averaged): accuracy "
                              f"**{ens['accuracy']:.1%}** on {ens['n']:,} held-out {ens['data']} texts.")
         elif "valid" in metrics:
             lines.append(f"**{what}** ({facts.get('n_params', 0) / 1e6:.1f}M parameters, {trained}): held-out "
                          f"perplexity **{metrics['valid']['perplexity']:.1f}** on {facts.get('data', '')}.")
-    return ("\n\n".join(lines) + "\n\nFor scale, on IMDB: a TF-IDF logistic regression 90.9%, NBSVM 91.2%, ULMFiT "
-            "(paper) 95.4%. The model cards in `weights/sentiment*/README.md` have the commands.")
+    return "\n\n".join([*lines, *([baselines] if baselines else []),
+                         "The model cards in `weights/sentiment*/README.md` have the commands."])
 
 
-@lru_cache(maxsize=1)
+@functools.cache
 def schedule_figure():
     """The classifier's fine-tuning schedule (train/sentiment.py defaults): each layer group's LR over
     training. Shows gradual unfreezing (a group's line starts when it unfreezes), the slanted triangles
@@ -371,3 +393,11 @@ def build() -> None:
         run_lm, lm_inputs, lm_outputs, api_visibility="private", concurrency_id="cpu")
     generate.click(run_lm, lm_inputs, lm_outputs, api_name="continue_text", concurrency_id="cpu")
     show_facts.click(model_facts, None, facts, api_name="sentiment_model_facts")
+
+
+if __name__ == "__main__":
+    import sys
+
+    from demos.common import launch_alone
+
+    launch_alone(sys.modules[__name__])

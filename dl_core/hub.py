@@ -166,10 +166,12 @@ def _load_int8(cls: type[M], folder: Path) -> M:
     return model
 
 
-def quantize_folder(source: str | Path, out: str | Path) -> Path:
+def quantize_folder(source: str | Path, out: str | Path, command: str | None = None) -> Path:
     """Copy a weight folder with its model.safetensors stored as int8 (about half an fp16 file); `out` may be
-    `source` (in place). The card and metrics.json are copied as they are: re-measure the copy and say so in
-    its card."""
+    `source` (in place). The card is copied as it is; metrics.json, if there, gains "storage": the format, the
+    command (`command`, default the `python -m dl_core.hub int8` one), both file sizes, and the scores the
+    source's metrics.json held (`accuracy_before_int8`), so that re-measuring the copy (e.g. `train/sentiment.py
+    evaluate --write`) and rewriting its card shows both."""
     import shutil
 
     from safetensors.torch import load_file, save_file
@@ -177,6 +179,7 @@ def quantize_folder(source: str | Path, out: str | Path) -> Path:
     source, out = Path(source), Path(out)
     if _storage(source / "model.safetensors") == INT8:
         raise SystemExit(f"{source} is already stored as int8")
+    bytes_before = (source / "model.safetensors").stat().st_size
     out.mkdir(parents=True, exist_ok=True)
     if out.resolve() != source.resolve():
         for item in source.iterdir():
@@ -187,7 +190,24 @@ def quantize_folder(source: str | Path, out: str | Path) -> Path:
     save_file(tensors, str(tmp), metadata={"format": "pt", "storage": INT8})
     os.replace(tmp, out / "model.safetensors")
     (out / "model.safetensors").chmod(0o644)
+    metrics_file = out / "metrics.json"
+    if metrics_file.is_file():
+        metrics = json.loads(metrics_file.read_text())
+        metrics["storage"] = {
+            "format": INT8, "command": command or f"python -m dl_core.hub int8 {source} {out}",
+            "bytes_before": bytes_before, "bytes_after": (out / "model.safetensors").stat().st_size,
+            "accuracy_before_int8": _recorded_accuracies(metrics),
+            "note": "heldout/extra are the int8 weights' scores once re-measured (train/sentiment.py evaluate --write); "
+                    "accuracy_before_int8 the fp16 ones the training run measured",
+        }
+        metrics_file.write_text(json.dumps(metrics, indent=1))
     return out
+
+
+def _recorded_accuracies(metrics: dict) -> dict[str, float]:
+    """The accuracies a metrics.json records: "heldout" and each "extra" data set's."""
+    scores = {"heldout": metrics["heldout"]["accuracy"]} if "accuracy" in metrics.get("heldout", {}) else {}
+    return scores | {name: record["accuracy"] for name, record in metrics.get("extra", {}).items() if "accuracy" in record}
 
 
 def save_and_push(model: nn.Module, folder: str | Path, card: str, metrics: dict, push_to: str | None = None) -> Path:
@@ -238,14 +258,18 @@ def describe_hardware() -> str:
 
 if __name__ == "__main__":
     import argparse
+    import shlex
+    import sys
 
     parser = argparse.ArgumentParser(description="Weight-folder tools. int8: copy a folder with int8 weights "
                                      "(one fp32 scale per matrix row); python -m dl_core.hub int8 SOURCE OUT")
     sub = parser.add_subparsers(dest="command", required=True)
-    int8_cmd = sub.add_parser("int8", help="copy SOURCE to OUT with its weights stored as int8")
-    int8_cmd.add_argument("source")
+    int8_cmd = sub.add_parser("int8", help="copy SOURCE to OUT with its weights stored as int8 (recorded in its metrics.json)")
+    int8_cmd.add_argument("source", help="a weight folder with fp16/fp32 weights")
     int8_cmd.add_argument("out", help="the folder to write (may be SOURCE: in place)")
     args = parser.parse_args()
-    before = (Path(args.source) / "model.safetensors").stat().st_size / 1e6
-    folder = quantize_folder(args.source, args.out)
-    print(f"{folder}: model.safetensors {before:.1f} MB -> {(folder / 'model.safetensors').stat().st_size / 1e6:.1f} MB")
+    folder = quantize_folder(args.source, args.out, command=f"python -m dl_core.hub {shlex.join(sys.argv[1:])}")
+    storage = json.loads((folder / "metrics.json").read_text())["storage"] if (folder / "metrics.json").is_file() else {}
+    before = f"{storage['bytes_before'] / 1e6:.1f} MB -> " if storage else ""
+    print(f"{folder}: model.safetensors {before}{(folder / 'model.safetensors').stat().st_size / 1e6:.1f} MB"
+          + ("; re-measure it (e.g. train/sentiment.py evaluate --write), then rewrite its card" if storage else ""))

@@ -1,4 +1,5 @@
-"""The bundled ULMFiT weights on the real data (skipped where it is absent)."""
+"""The bundled ULMFiT weights on the real data (skipped where it is absent): each number their metrics.json
+records, measured again. Tokens come through the token cache (data/cache), as `train/*.py evaluate` reads them."""
 import json
 
 import pytest
@@ -7,34 +8,82 @@ from conftest import REPO_ROOT, complete_folder_size, needs_shared
 
 pytestmark = pytest.mark.data
 
+WEIGHTS = REPO_ROOT / "weights"
+CACHE = REPO_ROOT / "data" / "cache"
+TARGET = 0.91  # the lesson's bar for IMDB; the forward + backward pair must pass it
+SAMPLE, TOLERANCE = 5_000, 0.0096  # IMDB test texts scored, and 2.58 standard errors of their accuracy (see the test)
+
+
+def recorded(name: str) -> dict:
+    return json.loads((WEIGHTS / name / "metrics.json").read_text())
+
 
 def test_bundled_sentiment_folders_are_complete_and_within_budget():
     sizes = [complete_folder_size(name) for name in ("sentiment", "sentiment-bwd", "sentiment-lm")]
     assert sum(sizes) <= 40 * 1024**2  # the LM and the classifiers (forward + backward, int8) together
 
 
-def test_bundled_sentiment_classifier_reproduces_its_recorded_accuracy():
-    rt = needs_shared("sentiment", "rt-polarity.pos")
-    imdb = needs_shared("sentiment", "aclImdb_v1.tar.gz")
-    from dl_core.ulmfit.data import load_tokenized
-    from dl_core.hub import load_model
-    from dl_core.ulmfit.model import TextClassifier
-    from train.sentiment import accuracy_on
+@pytest.mark.slow
+def test_bundled_forward_backward_pair_reproduces_its_imdb_test_accuracy():
+    """A seeded 5,000 of the 25,000 IMDB test reviews, scored as `train/sentiment.py evaluate --weights
+    weights/sentiment weights/sentiment-bwd` scores them: the ensemble and each member against the whole-test-set
+    accuracies metrics.json records. All 25,000 took 56 minutes (50 CPU-minutes) on this 2-core machine shared with
+    other jobs, and would take ~18 minutes on it alone (the 5,000 take ~3.5): over the ~10 minutes a test may.
 
-    folder = REPO_ROOT / "weights" / "sentiment"
-    model = load_model(TextClassifier, folder)
-    recorded = json.loads((folder / "metrics.json").read_text())
-    # rt-polarity's held-out 10% (the split `evaluate` scores): the recorded zero-shot number, to a text or two
-    rt_heldout = load_tokenized(rt, cache_dir=None, workers=0, progress=False, seed=42).parts["heldout"]
-    rt_recorded = next(m for name, m in recorded["extra"].items() if "rt" in name)
-    rt_result = accuracy_on(model, rt_heldout)
-    assert rt_result["n"] == rt_recorded["n"] and rt_result["accuracy"] == pytest.approx(rt_recorded["accuracy"], abs=0.0021)
-    # IMDB test: a seeded 1,000 of the 25,000 (the whole set takes ~4 minutes here), within sampling error
-    test = load_tokenized(imdb, cache_dir=REPO_ROOT / "data" / "cache", progress=False, seed=42).parts["heldout"].sample(1000, 0)
-    backward = REPO_ROOT / "weights" / "sentiment-bwd"
-    result = accuracy_on([model, load_model(TextClassifier, backward)], test)
-    forward_alone, backward_alone = result["members"]
-    assert result["n"] == 1000 and forward_alone == pytest.approx(recorded["heldout"]["accuracy"], abs=0.03), result
-    recorded_backward = json.loads((backward / "metrics.json").read_text())
-    assert backward_alone == pytest.approx(recorded_backward["heldout"]["accuracy"], abs=0.03), result
-    assert result["accuracy"] == pytest.approx(recorded_backward["ensemble"]["accuracy"], abs=0.03), result  # the tab's ensemble
+    The tolerance: a sample of n = 5,000 drawn without replacement from N = 25,000 texts estimates an accuracy
+    p ~ 0.91 with standard error sqrt(p (1 - p) / n * (N - n) / (N - 1)) = sqrt(0.0819 / 5000 * 0.8) = 0.0036
+    (0.0037 at p = 0.905, the members); 2.58 standard errors (99%, two-sided) is 0.0096, under one point. The pair
+    must also clear the 91% target on the whole set (as recorded) and on the sample, within that tolerance."""
+    imdb = needs_shared("sentiment", "aclImdb_v1.tar.gz")
+    from dl_core.hub import load_model
+    from dl_core.ulmfit.data import load_tokenized
+    from dl_core.ulmfit.evaluate import accuracy_on
+    from dl_core.ulmfit.model import TextClassifier
+
+    test = load_tokenized(imdb, cache_dir=CACHE, progress=False, seed=42).parts["heldout"]
+    assert len(test) == 25_000
+    result = accuracy_on([load_model(TextClassifier, WEIGHTS / name) for name in ("sentiment", "sentiment-bwd")],
+                         test.sample(SAMPLE, seed=0))
+    ensemble = recorded("sentiment-bwd")["ensemble"]
+    assert result["n"] == SAMPLE and ensemble["n"] == 25_000 and ensemble["accuracy"] >= TARGET
+    assert ensemble["member_accuracy"] == [recorded(name)["heldout"]["accuracy"] for name in ("sentiment", "sentiment-bwd")]
+    assert result["accuracy"] == pytest.approx(ensemble["accuracy"], abs=TOLERANCE) and result["accuracy"] >= TARGET - TOLERANCE
+    assert result["members"] == pytest.approx(ensemble["member_accuracy"], abs=TOLERANCE)
+    for test_, recorded_test in zip(result["mcnemar"], ensemble["mcnemar"]):  # the pair beats each member on the sample too
+        assert test_["b"] > test_["c"] and recorded_test["b"] > recorded_test["c"]
+
+
+@pytest.mark.slow
+def test_bundled_language_model_reproduces_its_held_out_perplexity():
+    """`train/lm.py evaluate --weights weights/sentiment-lm --data .../aclImdb_v1.tar.gz --valid-fraction 0.01`:
+    the 500 documents training held out (seed 42), 150,272 tokens, perplexity as recorded."""
+    imdb = needs_shared("sentiment", "aclImdb_v1.tar.gz")
+    from dl_core.hub import load_model
+    from dl_core.text import Vocab
+    from dl_core.ulmfit.data import lm_corpus, split_documents
+    from dl_core.ulmfit.evaluate import perplexity
+    from dl_core.ulmfit.model import LanguageModel
+
+    lm = load_model(LanguageModel, WEIGHTS / "sentiment-lm")
+    corpus, _ = lm_corpus(imdb, cache_dir=CACHE, progress=False)
+    _, heldout = split_documents(corpus, valid_fraction=0.01, seed=42)
+    result = perplexity(lm, heldout.numericalize(Vocab(lm.config.vocab)), bptt=70)
+    valid = recorded("sentiment-lm")["valid"]
+    assert (result["perplexity"], result["n_tokens"]) == (valid["perplexity"], valid["n_tokens"]) == (51.46, 150_272)
+
+
+def test_bundled_classifiers_reproduce_their_rt_polarity_accuracy():
+    """rt-polarity's held-out 10% (the split `evaluate` scores; never trained on: zero-shot), each member alone and
+    the pair, as the folders' metrics.json record them."""
+    rt = needs_shared("sentiment", "rt-polarity.pos")
+    from dl_core.hub import load_model
+    from dl_core.ulmfit.data import load_tokenized
+    from dl_core.ulmfit.evaluate import accuracy_on
+    from dl_core.ulmfit.model import TextClassifier
+
+    heldout = load_tokenized(rt, cache_dir=None, workers=0, progress=False, seed=42).parts["heldout"]
+    result = accuracy_on([load_model(TextClassifier, WEIGHTS / name) for name in ("sentiment", "sentiment-bwd")], heldout)
+    members = [next(m for name, m in recorded(folder)["extra"].items() if "rt" in name) for folder in ("sentiment", "sentiment-bwd")]
+    assert result["n"] == members[0]["n"] == 966
+    assert result["members"] == [m["accuracy"] for m in members]
+    assert result["accuracy"] == recorded("sentiment-bwd")["ensemble"]["extra"]["rt-polarity"]["accuracy"]

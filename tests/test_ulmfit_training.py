@@ -207,7 +207,8 @@ def test_classifier_script_learns_a_separable_task_with_and_without_an_lm(tmp_pa
 
 def test_a_trained_classifier_transfers_to_new_data(tmp_path):
     """--init-classifier starts from a whole classifier (as rt-polarity starts from the IMDB one)."""
-    from train.sentiment import main, training_lineage
+    from dl_core.ulmfit.card import training_lineage
+    from train.sentiment import main
 
     cache = ["--cache-dir", str(tmp_path / "cache"), "--workers", "0"]
     main(["train", "--data", str(separable_csv(tmp_path / "a.csv", seed=0)), *cache, "--from-scratch", "--out",
@@ -226,7 +227,7 @@ def test_a_trained_classifier_transfers_to_new_data(tmp_path):
     card = (tmp_path / "moved" / "README.md").read_text()
     assert "Trained in 2 runs" in card and "--from-scratch --out" in card and "No gradual unfreezing" not in card
     # a folder from before commands were stored in metrics.json: the command is read back from its card
-    del first["facts"]["command"]
+    del first["train_args"]
     (tmp_path / "first" / "metrics.json").write_text(json.dumps(first))
     assert "--from-scratch --out" in training_lineage(tmp_path / "first")[0]["command"]
     with pytest.raises(SystemExit, match="contradict"):
@@ -249,7 +250,8 @@ def test_a_backward_classifier_and_the_ensemble_evaluation(tmp_path, capsys):
     metrics = json.loads((tmp_path / "bwd" / "metrics.json").read_text())
     assert "now reading each text backwards" in metrics["facts"]["init"]
     assert metrics["heldout"]["accuracy"] >= 0.9
-    assert json.loads((tmp_path / "bwd" / "config.json").read_text())["backwards"] is True
+    config = json.loads((tmp_path / "bwd" / "config.json").read_text())
+    assert config["encoder"]["backwards"] is True and "backwards" not in config  # one flag: the encoder's direction
     assert load_model(TextClassifier, tmp_path / "bwd").config.backwards
     quantize_folder(tmp_path / "bwd", tmp_path / "bwd-int8")
     capsys.readouterr()
@@ -260,8 +262,11 @@ def test_a_backward_classifier_and_the_ensemble_evaluation(tmp_path, capsys):
     assert "alone:" in out.err
     record = json.loads((tmp_path / "bwd-int8" / "metrics.json").read_text())["ensemble"]
     assert record["accuracy"] == result["accuracy"] and record["members"] == [str(tmp_path / "fwd"), str(tmp_path / "bwd-int8")]
-    assert len(record["member_accuracy"]) == 2
-    assert "ensemble" not in json.loads((tmp_path / "fwd" / "metrics.json").read_text())
+    assert len(record["member_accuracy"]) == 2 and [set(test) >= {"b", "c", "z", "p"} for test in record["mcnemar"]] == [True, True]
+    assert json.loads((tmp_path / "fwd" / "metrics.json").read_text())["ensemble"] == record  # every member keeps it
+    main(["card", "--weights", str(tmp_path / "bwd-int8")])  # the card renders the ensemble and its McNemar tests
+    card = (tmp_path / "bwd-int8" / "README.md").read_text()
+    assert "## The forward + backward ensemble" in card and "McNemar z =" in card and f"**{record['accuracy']:.4f}**" in card
 
 
 def test_scripts_run_under_bf16_mixed_precision(tmp_path):
@@ -337,3 +342,14 @@ def test_the_gpu_pipeline_trains_backward_lms_only_when_asked(tmp_path):
     assert value(lm_argv, "--init") == str(tmp_path / "lm-general-bwd") and "--backwards" in lm_argv
     assert value(clf_argv, "--lm") == str(tmp_path / "sentiment-lm-bwd") and "--backwards" in clf_argv
     assert "--init-classifier" not in clf_argv
+
+
+def test_the_gpu_pipeline_runs_the_train_scripts_from_their_files(capsys):
+    """Each stage calls train/lm.py or train/sentiment.py's main in this process, loaded from the file (the
+    pipeline runs as a script, with no `train` package on the import path)."""
+    from dl_core.ulmfit.pipeline import script_main
+
+    for name in ("lm", "sentiment"):
+        with pytest.raises(SystemExit) as exit_:
+            script_main(name)(["train", "--help"])
+        assert exit_.value.code == 0 and f"usage: python train/{name}.py train" in capsys.readouterr().out

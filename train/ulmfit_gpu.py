@@ -3,14 +3,14 @@ from-scratch baseline and an rt-polarity classifier. Every stage has a time budg
 
     # here (spaCy is installed here, not on the GPU machine): tokenise once into token archives (~16 MB)
     python train/ulmfit_gpu.py prepare data/ulmfit --data-dir ../shared/data
-    # on the GPU machine (carry data/ulmfit):
-    PYTHONUNBUFFERED=1 python3 train/ulmfit_gpu.py run OUT --data-dir data/ulmfit   # the image's python is python3
+    # on the GPU machine (carry data/ulmfit; dl_core must be importable: `pip install -e .`, or PYTHONPATH=. as here):
+    PYTHONPATH=. PYTHONUNBUFFERED=1 python3 train/ulmfit_gpu.py run OUT --data-dir data/ulmfit   # the image's python is python3
     # the same pipeline on CPU in ~1 min (tiny data, model and budgets):
     python train/ulmfit_gpu.py run /tmp/smoke --data-dir data/ulmfit --smoke
 
 `prepare` reads aclImdb_v1.tar.gz (or .tar.xz), wikitext-2/{valid,test}.txt + tiny-shakespeare.txt and
 rt-polarity.pos/.neg from --data-dir (flat, or the ../shared/data layout with sentiment/ and text/) and writes
-imdb/general/rt `.tokens.tar.xz` (dl_core/data/sentiment.py: tokens, labels, splits; no spaCy needed to read).
+imdb/general/rt `.tokens.tar.xz` (dl_core/ulmfit/data.py: tokens, labels, splits; no spaCy needed to read).
 `run` takes those archives, or the raw files where spaCy is installed.
 
 Stages of `run` (each runs train/lm.py or train/sentiment.py in this process, so CUDA starts once):
@@ -37,24 +37,21 @@ killed run still returns what it had. Unpack with:
     for m in sentiment-lm sentiment sentiment-bwd; do mkdir -p weights/$m && cp runs/ulmfit-gpu/$m/* OUT/$m/model.safetensors weights/$m/; done
     for m in sentiment sentiment-bwd; do python -m dl_core.hub int8 weights/$m weights/$m; done   # the 40 MB budget
     python train/sentiment.py evaluate --weights weights/sentiment weights/sentiment-bwd --data data/ulmfit/imdb.tokens.tar.xz --write
+    for m in sentiment sentiment-bwd; do python train/sentiment.py card --weights weights/$m; done   # cards with all that
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import faulthandler
 import json
 import os
 import shutil
 import sys
-import tarfile
 import time
-import traceback
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-MAX_RETURNED_FILE = 16 * 1024**2  # per-file limit of the remote job's returned files
-BUNDLED = ("sentiment-lm", "sentiment", "sentiment-bwd")  # the weight folders the app ships
+from dl_core.paths import REPO_ROOT
+from dl_core.ulmfit.pipeline import locate, prepare, publish, run_stage
 
 # Sizes: a bundled model.safetensors must stay under 16 MiB (fp16): 14k vocabulary x 256 embedding + 3 LSTM
 # layers 256 -> 512 -> 512 -> 256 is 8.1M parameters (15.4 MiB); LM + classifier 31 MB, under the 40 MB budget.
@@ -62,54 +59,14 @@ MODEL = ["--max-vocab", "14000", "--emb-dim", "256", "--hidden-dim", "512", "--n
 SMOKE_MODEL = ["--max-vocab", "2000", "--emb-dim", "32", "--hidden-dim", "48", "--n-layers", "3"]
 
 
-ARCHIVES = {"imdb": "imdb.tokens.tar.xz", "general": "general.tokens.tar.xz", "rt": "rt.tokens.tar.xz"}
-
-
-def locate(data_dir: Path, archives: bool = True) -> dict[str, Path | None]:
-    """The inputs: token archives in data_dir if there (and `archives`), else the raw files, in data_dir itself
-    or in the ../shared/data layout (sentiment/, text/). IMDB is needed; without general text stage 1 is
-    skipped (the IMDB LM then starts from random weights), without rt-polarity its evaluation and stage 5 are."""
-    from dl_core.ulmfit.data import ARCHIVE_SUFFIXES
-
-    def first(*candidates: Path) -> Path | None:
-        return next((c for c in candidates if c.exists()), None)
-
-    imdb_archives = [d / f"aclImdb_v1{suffix}" for d in (data_dir, data_dir / "sentiment") for suffix in ARCHIVE_SUFFIXES]
-    found = {
-        "imdb": first(*imdb_archives, data_dir / "aclImdb", data_dir / "sentiment" / "aclImdb"),
-        "general": first(*(d for d in (data_dir, data_dir / "text") if (d / "wikitext-2").is_dir() or (d / "tiny-shakespeare.txt").is_file())),
-        "rt": first(data_dir / "rt-polarity.pos", data_dir / "sentiment" / "rt-polarity.pos"),
-    }
-    if archives:
-        found.update({key: data_dir / name for key, name in ARCHIVES.items() if (data_dir / name).is_file()})
-    if found["imdb"] is None:
-        raise FileNotFoundError(f"no {ARCHIVES['imdb']}, aclImdb_v1.tar.gz/.tar.xz or aclImdb/ in {data_dir} or {data_dir / 'sentiment'}")
-    return found
-
-
-def prepare(args) -> int:
-    """Tokenise every input once (here, where spaCy is) into token archives for `run`."""
-    from dl_core.ulmfit.data import load_tokenized, write_token_archive
-
-    paths = locate(args.data_dir, archives=False)
-    for key, path in paths.items():
-        if path is None:
-            print(f"{key}: not found in {args.data_dir}, skipped")
-            continue
-        t0 = time.perf_counter()
-        data = load_tokenized(path, cache_dir=args.cache_dir, workers=args.workers, progress=True, seed=args.seed)
-        archive = write_token_archive(data, args.out / ARCHIVES[key], sources=[str(path)])
-        sizes = ", ".join(f"{name} {len(part)} texts / {part.corpus.n_tokens:,} tokens" for name, part in data.parts.items())
-        print(f"{archive}: {archive.stat().st_size / 2**20:.1f} MiB ({sizes}) in {time.perf_counter() - t0:.0f}s", flush=True)
-    return 0
-
-
 def stage_plans(args, paths: dict[str, Path | None], work: Path) -> list[dict]:
     """Each stage: name, script, argv(work) -> arguments (without --time-budget; built when the stage starts, so
     it can use what earlier stages left), planned budget, whether required, the least budget worth running."""
     smoke = args.smoke
     model = SMOKE_MODEL if smoke else MODEL
-    common = ["--cache-dir", str(args.cache_dir), "--mixed-precision", "no" if smoke else "bf16", "--seed", str(args.seed)]
+    # no per-epoch checkpoints: every stage is short, and a killed run returns what the last stage saved
+    common = ["--cache-dir", str(args.cache_dir), "--mixed-precision", "no" if smoke else "bf16", "--seed", str(args.seed),
+              "--checkpoint", "none"]
     if args.workers is not None:
         common += ["--workers", str(args.workers)]
     small = ["--max-texts", "300"] if smoke else []
@@ -176,92 +133,6 @@ def stage_plans(args, paths: dict[str, Path | None], work: Path) -> list[dict]:
             and not (p["name"] in ("lm-rt", "sentiment-rt") and paths["rt"] is None)]
 
 
-class Tee:
-    """Write to several streams (the stage's log file and the console)."""
-
-    def __init__(self, *streams):
-        self.streams = streams
-
-    def write(self, text):
-        for s in self.streams:
-            s.write(text)
-        return len(text)
-
-    def flush(self):
-        for s in self.streams:
-            s.flush()
-
-    def isatty(self):
-        return False
-
-
-def last_json_line(log: Path) -> dict | None:
-    for line in reversed(log.read_text(errors="replace").splitlines()):
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except ValueError:
-                return None
-    return None
-
-
-def publish(out: Path, work: Path, results: dict) -> None:
-    """Refresh what OUT returns: the bundled weight files, folders.tar.gz (everything else), results.json."""
-    for name in BUNDLED:
-        weights = work / name / "model.safetensors"
-        if weights.is_file():
-            (out / name).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(weights, out / name / "model.safetensors")
-            size = weights.stat().st_size
-            if size > MAX_RETURNED_FILE:
-                results.setdefault("warnings", []).append(f"{name}/model.safetensors is {size / 2**20:.1f} MiB: over the 16 MiB a remote job returns")
-    tmp = out / "folders.tar.gz.tmp"
-    with tarfile.open(tmp, "w:gz") as archive:
-        for folder in sorted(p for p in work.iterdir() if p.is_dir() and p.name != "cache"):
-            for file in sorted(folder.rglob("*")):
-                if file.is_file() and file.name != "model.safetensors":
-                    archive.add(file, arcname=str(file.relative_to(work)))
-    os.replace(tmp, out / "folders.tar.gz")
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-
-
-def run_stage(plan: dict, budget: float, work: Path) -> dict:
-    import train.lm
-    import train.sentiment
-
-    main = {"lm": train.lm.main, "sentiment": train.sentiment.main}[plan["script"]]
-    argv = [*plan["argv"](work), "--time-budget", f"{budget:.0f}"]
-    log_dir = work / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{plan['name']}.log"
-    command = f"python train/{plan['script']}.py {' '.join(argv)}"
-    print(f"\n=== {plan['name']}: budget {budget:.0f}s\n{command}", flush=True)
-    t0 = time.perf_counter()
-    record = {"name": plan["name"], "budget_s": round(budget), "command": command}
-    with open(log, "w") as f:
-        f.write(command + "\n")
-        try:
-            # stdout (the scripts' summary lines) to the log and the console; stderr (tqdm) to the log only
-            with contextlib.redirect_stdout(Tee(f, sys.__stdout__)), contextlib.redirect_stderr(f):
-                main(argv)
-            record["status"] = "ok"
-        except BaseException as err:  # noqa: BLE001 - a failed stage is recorded; the caller decides what follows
-            f.write(traceback.format_exc())
-            record["status"] = f"failed: {type(err).__name__}: {err}"
-            if isinstance(err, KeyboardInterrupt):
-                raise
-    record["seconds"] = round(time.perf_counter() - t0, 1)
-    metrics_file = work / plan["name"] / "metrics.json"
-    if record["status"] == "ok" and metrics_file.is_file():
-        metrics = json.loads(metrics_file.read_text())
-        record["metrics"] = {k: v for k, v in metrics.items() if k not in ("history",)}
-        record["epochs"] = len(metrics.get("history", []))
-    else:
-        record["last_json"] = last_json_line(log)
-    print(f"=== {plan['name']}: {record['status']} in {record['seconds']}s", flush=True)
-    return record
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -278,7 +149,7 @@ def main(argv=None) -> int:
     run.add_argument("--backward-lm", action="store_true",
                      help="train backward LMs for the backward classifier, as the paper does (about 190 s more)")
     for p in (prep, run):
-        p.add_argument("--data-dir", type=Path, default=REPO / "data" / "ulmfit")
+        p.add_argument("--data-dir", type=Path, default=REPO_ROOT / "data" / "ulmfit")
         p.add_argument("--cache-dir", type=Path, default=Path("/tmp/ulmfit-cache"), help="token cache")
         p.add_argument("--workers", type=int, default=None, help="tokenising processes (default: all CPUs)")
         p.add_argument("--seed", type=int, default=42)
@@ -294,7 +165,7 @@ def main(argv=None) -> int:
     # tqdm writes to the logs: every 10 s is plenty (the TQDM_* variables must be set before tqdm is imported)
     os.environ.setdefault("TQDM_MININTERVAL", "10")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.chdir(REPO)
+    os.chdir(REPO_ROOT)
     start = time.perf_counter()
     faulthandler.dump_traceback_later(args.total_seconds + 60, exit=False)  # a hang leaves its stack in the output
 

@@ -30,7 +30,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dl_core.translation.data import SortishBatchSampler  # noqa: F401 - re-exported: the classifier's sampler
 from dl_core.text import RULES_VERSION, TokenizedCorpus, Vocab, tokenize_corpus
@@ -364,6 +364,38 @@ def read_token_archive(path: str | Path) -> TokenizedData:
     return TokenizedData(manifest["name"], manifest["kind"], parts)
 
 
+def load_labelled(path: str | Path, cache_dir=None, workers: int | None = None, progress: bool = True,
+                  seed: int = 42) -> TokenizedData:
+    """Tokens and labels of sentiment data (a token archive, or text tokenised through the cache: train/lm.py
+    tokenised the same lists, so after it this is a cache hit); general text is refused."""
+    data = load_tokenized(path, cache_dir=cache_dir, workers=workers, progress=progress, seed=seed)
+    if data.kind != "sentiment":
+        raise SystemExit(f"{path}: no labelled texts (this is general text for train/lm.py)")
+    return data
+
+
+def lm_corpus(path: str | Path, lm_texts: str = "all", max_texts: int = 0, seed: int = 42, cache_dir=None,
+              workers: int | None = None, progress: bool = True) -> tuple[TokenizedCorpus, str]:
+    """Every text at `path` as one corpus for a language model, and a description of it. For sentiment data the
+    labels are ignored; lm_texts "all" also takes the held-out part's texts (IMDB: the test reviews, as the
+    lesson and the ULMFiT paper do: an LM may read any unlabelled in-domain text), "train" does not.
+    `max_texts`: a seeded N of each part (quick runs, tests)."""
+    data = load_tokenized(path, cache_dir=cache_dir, workers=workers, progress=progress)
+    names = [n for n in data.parts if n != "heldout" or lm_texts == "all"]
+    corpus = TokenizedCorpus.concat([data.parts[n].sample(max_texts, seed).corpus for n in names])
+    if data.kind == "general":
+        return corpus, ", ".join(f"{n} ({len(data.parts[n])} texts)" for n in names)
+    return corpus, f"{data.name} {'+'.join(names)} texts"
+
+
+def split_documents(corpus: TokenizedCorpus, valid_fraction: float, seed: int) -> tuple[TokenizedCorpus, TokenizedCorpus]:
+    """A seeded document split: (train, held-out) texts, at least one held out."""
+    train_idx, valid_idx = seeded_split(list(range(len(corpus))), valid_fraction, seed)
+    if not valid_idx:
+        train_idx, valid_idx = train_idx[1:], train_idx[:1]
+    return corpus.subset(train_idx), corpus.subset(valid_idx)
+
+
 # --- language-model batches --------------------------------------------------------------------------------
 def lm_stream(docs: Sequence[np.ndarray], seed: int | None = None, backwards: bool = False) -> torch.Tensor:
     """One long id stream: `<bos>` + each document, in a seeded random order (or as given, seed None).
@@ -444,6 +476,14 @@ class BPTTBatchSampler(Sampler[list[tuple[int, int]]]):
             yield [window]
 
 
+def lm_loader(docs: Sequence[np.ndarray], batch_size: int, bptt: int, variable: bool, seed: int,
+              backwards: bool = False) -> DataLoader:
+    """The documents as one stream (seeded order; reversed for a backward LM) in BPTT windows of batch_size rows."""
+    dataset = LMStreamDataset(lm_stream(docs, seed=seed, backwards=backwards), batch_size)
+    sampler = BPTTBatchSampler(dataset.n_cols, bptt, variable=variable, seed=seed)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=first_item)
+
+
 # --- classifier batches ---------------------------------------------------------------------------------
 class ClassificationDataset(Dataset):
     """Item i: (ids of text i, led by `<bos>` and cut to max_len tokens, label i)."""
@@ -475,3 +515,11 @@ def collate_classification(items: Sequence[tuple[torch.Tensor, torch.Tensor]]):
     for b, (doc, _) in enumerate(items):
         ids[b, : len(doc)] = doc
     return (ids, lengths), torch.stack([label for _, label in items])
+
+
+def classification_loader(docs: Sequence[np.ndarray], labels: Sequence[int], batch_size: int, max_len: int,
+                          shuffle: bool, seed: int) -> DataLoader:
+    """Whole texts (cut at max_len) in batches of similar length, shuffled by batch when `shuffle`."""
+    dataset = ClassificationDataset(docs, labels, max_len=max_len)
+    sampler = SortishBatchSampler(dataset.lengths, batch_size, shuffle=shuffle, seed=seed)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_classification)

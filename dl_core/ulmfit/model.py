@@ -232,17 +232,43 @@ class LanguageModel(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-
 
 @dataclass
 class ClassifierConfig:
+    """The classifier's config.json. Its reading direction is its encoder's (`encoder.backwards`, the one flag;
+    `config.backwards` reads and sets it): a backward classifier is a backward encoder under a head."""
+
     encoder: AWDLSTMConfig | dict = field(default_factory=AWDLSTMConfig)
     classes: list[str] = field(default_factory=lambda: ["negative", "positive"])
     head_hidden: int = 50
     head_p: tuple[float, float] | list[float] = (0.2, 0.05)  # dropout before each of the head's two linear layers
     max_len: int = 3000  # longest text (tokens) the classifier reads; longer ones are cut (the app says so)
-    backwards: bool = False  # ULMFiT's backward model: the encoder reads each text from its last token to its first
 
     def __post_init__(self):
         if isinstance(self.encoder, dict):  # from config.json
             self.encoder = AWDLSTMConfig(**self.encoder)
         self.head_p = tuple(self.head_p)
+
+    @property
+    def backwards(self) -> bool:
+        """ULMFiT's backward model: the encoder reads each text from its last token to its first."""
+        return self.encoder.backwards
+
+    @backwards.setter
+    def backwards(self, value: bool) -> None:
+        self.encoder.backwards = value
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ClassifierConfig":
+        """A config.json's contents. Folders saved before the direction lived only in the encoder (the bundled
+        weights/sentiment-bwd) hold it as a top-level `backwards` key: it is read into the encoder, and a file
+        whose two flags disagree is refused rather than guessed at."""
+        values = dict(values)
+        legacy = values.pop("backwards", None)
+        config = cls(**values)
+        if legacy is not None:
+            encoder_said = values["encoder"].get("backwards") if isinstance(values.get("encoder"), dict) else None
+            if encoder_said is not None and encoder_said != legacy:
+                raise ValueError(f"config.json says backwards={legacy} but its encoder says backwards={encoder_said}")
+            config.encoder.backwards = bool(legacy)
+        return config
 
 
 def reverse_padded(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -269,7 +295,10 @@ class TextClassifier(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2
 
     def __init__(self, config: ClassifierConfig | dict):
         super().__init__()
-        cfg = self.config = config if isinstance(config, ClassifierConfig) else ClassifierConfig(**config)
+        cfg = self.config = config if isinstance(config, ClassifierConfig) else ClassifierConfig.from_dict(config)
+        # what save_pretrained writes: this config as it is now (dropouts a fine-tuning run set, one direction
+        # flag), not the dict a loaded folder's config.json held
+        self._hub_mixin_config = cfg
         emb_dim = cfg.encoder.emb_dim
         self.encoder = AWDLSTMEncoder(cfg.encoder)
         self.head = nn.Sequential(
@@ -293,10 +322,10 @@ class TextClassifier(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2
         return self.encoder.layer_groups() + [list(self.head.parameters())]
 
     @classmethod
-    def from_language_model(cls, lm: LanguageModel, **settings) -> "TextClassifier":
+    def from_language_model(cls, lm: LanguageModel, backwards: bool = False, **settings) -> "TextClassifier":
         """A classifier whose encoder starts as the (fine-tuned) LM's encoder; the head starts fresh. It reads
-        in the LM's direction: a backward classifier comes from a backward LM."""
-        backwards = settings.get("backwards", False)
+        in the LM's direction (its encoder config is the LM's); `backwards` is the direction the caller
+        expects, checked: a backward classifier comes from a backward LM."""
         if backwards != lm.config.backwards:  # its states summarise the other side of each word
             want = "backward" if backwards else "forward"
             raise ValueError(f"a {want} classifier needs a {want} language model, and this one reads the other way "
