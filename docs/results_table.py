@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from dl_core.paths import REPO_ROOT, WEIGHTS_DIR
 
