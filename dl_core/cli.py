@@ -148,6 +148,12 @@ def build_parser(script: str, doc: str, commands: dict[str, Command]) -> argpars
     return parser
 
 
+def parse_recorded_command(script: str, doc: str, commands: dict[str, Command], command_line: str) -> argparse.Namespace:
+    """A recorded `python train/<script>.py <command> ...` line (a model card's, metrics.json's) read with the
+    script's parser as it is today."""
+    return build_parser(script, doc, commands).parse_args(shlex.split(command_line)[2:])
+
+
 def main(script: str, doc: str, commands: dict[str, Command], argv: list[str] | None = None) -> None:
     """Parse `argv` (default: the command line), record it for the model card as `args.command_line`, run the
     chosen command. `commands`: name -> (function adding its flags, function running it)."""

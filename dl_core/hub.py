@@ -239,6 +239,13 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False) -> str:
     return str(api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message="Upload trained weights"))
 
 
+def recorded_train_command(card: str) -> str | None:
+    """The train command an older model card recorded: the first code block of its "## Training" section (cards
+    written before metrics.json kept the command; `card` commands read it once to complete such a folder)."""
+    training = card.partition("## Training")[2]
+    return training.split("```")[1].strip() if training.count("```") >= 2 else None
+
+
 def lineage_section(lineage: list[dict], seconds: float, what: str, flag: str, describe_run) -> str:
     """The model card's list of the runs that made a folder, each trained on from the one before (`flag`),
     oldest first, then "this run" (`seconds` long); `describe_run(run)` says what one earlier run was."""

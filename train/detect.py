@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shlex
 from pathlib import Path
 
 from dl_core import cli, hub
@@ -105,7 +104,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def _parse_train_command(command: str) -> argparse.Namespace:
     """A recorded `python train/detect.py train ...` command line, read with this script's train flags."""
-    return cli.build_parser(__file__, __doc__, COMMANDS).parse_args(shlex.split(command)[2:])
+    return cli.parse_recorded_command(__file__, __doc__, COMMANDS, command)
 
 
 def _describe_recorded_data(args: argparse.Namespace) -> dict:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 from pathlib import Path
 
 from dl_core import cli
@@ -141,8 +140,7 @@ def cmd_lr_find(args: argparse.Namespace) -> None:
 
 def recorded_args(command: str) -> dict:
     """The arguments of a recorded `python train/translate.py train ...` command line, as this parser reads them."""
-    argv = shlex.split(command)[2:]  # without "python train/translate.py"
-    return card.train_args(cli.build_parser(__file__, __doc__, COMMANDS).parse_args(argv))
+    return card.train_args(cli.parse_recorded_command(__file__, __doc__, COMMANDS, command))
 
 
 def cmd_card(args: argparse.Namespace) -> None:

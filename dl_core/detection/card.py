@@ -19,6 +19,7 @@ from typing import Callable
 from dl_core.backbones import BACKBONE_SOURCES
 from dl_core.detection.data import AUGMENTATION
 from dl_core.detection.model import SSD, SSDConfig
+from dl_core.hub import recorded_train_command
 from dl_core.paths import display_path
 
 # The train arguments the card quotes (the model's own settings are in config.json).
@@ -58,9 +59,9 @@ def facts_from_old_card(folder: str | Path, parse_train_command: Callable[[str],
     hardware ("... minutes on <hardware>;"). `describe(args)` gives the data facts."""
     card = (Path(folder) / "README.md").read_text()
     training = card.partition("## Training")[2]
-    if training.count("```") < 2:
+    command = recorded_train_command(card)
+    if command is None:
         raise ValueError(f"{folder}/README.md has no train command to migrate (a ``` block under ## Training)")
-    command = training.split("```")[1].strip()
     hardware = re.search(r"minutes on (.+?);", training)
     args = parse_train_command(command)
     args.command_line = command

@@ -141,8 +141,11 @@ def facts_from_old_card(card: str) -> dict:
     first code block of the Training section), the number of pairs, the hardware and the note after the
     recipe. Read once, by `rewrite_card`, to complete such a folder's metrics.json."""
     training = card.partition("## Training")[2]
+    command = hub.recorded_train_command(card)
+    if command is None:
+        raise ValueError("the old model card does not say the train command: add `facts` to metrics.json by hand")
     facts = {
-        "command": _find(r"```\s*(.+?)\s*```", training, "the train command"),
+        "command": command,
         "n_pairs": int(_find(r"\(`[^`]*`, (\d+) pairs\)", card, "the number of pairs")),
         "hardware": " ".join(_find(r"minutes on (.+?); AdamW", training, "the hardware").split()),
     }

@@ -112,8 +112,7 @@ def _recorded_command(folder: Path, metrics: dict) -> str:
     if command:
         return command
     card = (folder / "README.md").read_text() if (folder / "README.md").exists() else ""
-    training = card.partition("## Training")[2]
-    return training.split("```")[1].strip().splitlines()[0] if training.count("```") >= 2 else "(not recorded)"
+    return (hub.recorded_train_command(card) or "(not recorded)").splitlines()[0]
 
 
 def training_lineage(folder: str | Path) -> list[dict]:
