@@ -1,6 +1,8 @@
 """Pieces every tab shares: lazy, load-once models that explain their own failure, and input guards."""
 from __future__ import annotations
 
+import functools
+import json
 import threading
 import traceback
 from pathlib import Path
@@ -58,6 +60,17 @@ class LazyModel(Generic[T]):
     def note(self) -> str:
         """Anything the user should know about where the weights came from (e.g. a Hub fallback)."""
         return self.source.note if self.source else ""
+
+
+@functools.cache  # read once per weight folder, like the model itself
+def folder_metrics(folder: str) -> dict:
+    """A weight folder's metrics.json (scores, history, the run's facts, as its train script wrote them), or {}
+    where it is missing or unreadable: a panel then leaves out what it would have quoted."""
+    try:
+        metrics = json.loads((Path(folder) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
 
 
 def launch_alone(tab) -> None:

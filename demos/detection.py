@@ -5,14 +5,13 @@ Pure handlers first (testable without a server), then the layout, then the wirin
 from __future__ import annotations
 
 import functools
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from demos.common import ImageFile, LazyModel, ModelUnavailable
+from demos.common import ImageFile, LazyModel, ModelUnavailable, folder_metrics
 from dl_core.paths import data_path
 
 ID = "detection"
@@ -67,10 +66,9 @@ def _empty(notes: str) -> DetectionView:
 def weights_summary(folder: str) -> str:
     """The held-out scores in the metrics.json beside the weights, as a line for the panel ('' without one)."""
     try:
-        scores = json.loads((Path(folder) / "metrics.json").read_text())["focal"]
         parts = [f"mAP@0.5 **{m['map50']:.2f}** (mAP {m['map']:.2f}) on {name.replace('_', ' ')}, {m['n']} images"
-                 for name, m in scores.items()]
-    except (OSError, ValueError, KeyError, TypeError):
+                 for name, m in folder_metrics(folder)["focal"].items()]
+    except (KeyError, TypeError, ValueError, AttributeError):
         return ""
     return "**These weights**, on images held out from their training: " + "; ".join(parts) + "."
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import functools
 import html
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from demos.common import LazyModel, ModelUnavailable
+from demos.common import LazyModel, ModelUnavailable, folder_metrics
 
 ID = "sentiment"
 TITLE = "Lesson 10 · Sentiment"
@@ -256,16 +255,6 @@ def continue_text(text: str | None, n_words: float = 20, temperature: float = 0.
     prompt = ("…" if len(context) > len(shown) else "") + shown
     pieces = ([(prompt, None)] if prompt else []) + [(" " + generated.text, GENERATED)]
     return ContinuationView(pieces, next_words, "\n\n".join(f"⚠️ {n}" for n in notes))
-
-
-@functools.cache  # read once per weight folder, like the model itself
-def folder_metrics(folder: str) -> dict:
-    """A weight folder's metrics.json (written by train/lm.py, train/sentiment.py and the tools beside them), or {}
-    where it is missing or unreadable."""
-    try:
-        return json.loads((Path(folder) / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def baselines_sentence(metrics: dict) -> str:

@@ -5,7 +5,6 @@ Pure handlers first (testable without a server), then the layout, then the wirin
 from __future__ import annotations
 
 import functools
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Iterator
 
 import gradio as gr
 
-from demos.common import ImageFile, LazyModel, ModelUnavailable
+from demos.common import ImageFile, LazyModel, ModelUnavailable, folder_metrics
 from dl_core.paths import WEIGHTS_DIR, data_path, display_path
 from dl_core.perceptual import DEFAULT_LAYERS, GRAM_LAYERS, VGG16_TAPS
 from dl_core.style import infer
@@ -147,20 +146,10 @@ def heldout_comparison(model: LazyModel) -> str:
     return _heldout_comparison(model.source.location) if model.source else ""
 
 
-@functools.cache  # read once per weight folder, like the network itself
-def _metrics(folder: str) -> dict:
-    """A weight folder's metrics.json (written by train/style.py), or {} where it is missing or unreadable."""
-    try:
-        metrics = json.loads((Path(folder) / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return metrics if isinstance(metrics, dict) else {}
-
-
 def _heldout_comparison(folder: str) -> str:
     """The held-out comparison that `train/style.py evaluate` keeps in metrics.json, as a sentence."""
     try:
-        heldout = _metrics(folder)["heldout"]
+        heldout = folder_metrics(folder)["heldout"]
         ratio, steps, n = heldout["style_ratio"], heldout["gatys_steps"], heldout["n"]
     except (KeyError, TypeError):  # not evaluated
         return ""
@@ -176,7 +165,7 @@ def _heldout_comparison(folder: str) -> str:
 def bundled_networks_summary() -> str:
     """What the bundled networks' metrics.json say about their training and their held-out comparison with Gatys,
     for the panel; "" where none has been evaluated."""
-    metrics = [m for m in (_metrics(str(WEIGHTS_DIR / f"style-{name}")) for name in STYLES.values()) if "heldout" in m]
+    metrics = [m for m in (folder_metrics(str(WEIGHTS_DIR / f"style-{name}")) for name in STYLES.values()) if "heldout" in m]
     if not metrics:
         return ""
     heldout = [m["heldout"] for m in metrics]

@@ -4,16 +4,14 @@ Pure handlers first (testable without a server), then the layout, then the wirin
 """
 from __future__ import annotations
 
-import functools
 import html
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from demos.common import LazyModel, ModelUnavailable
+from demos.common import LazyModel, ModelUnavailable, folder_metrics
 from dl_core.paths import data_path, display_path
 
 ID = "translation"
@@ -148,21 +146,12 @@ def translate(text: str | None, beam_size: float = 5, reference: str | None = ""
     )
 
 
-@functools.cache  # read once per weight folder, like the model itself
-def _training_record(folder: str) -> dict:
-    """The folder's metrics.json (scores, per-epoch history, the train run's facts), or {} without one."""
-    try:
-        return json.loads((Path(folder) / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _loaded_record() -> dict:
     try:
         MODEL.get()
     except ModelUnavailable:
         return {}
-    return _training_record(MODEL.source.location)
+    return folder_metrics(MODEL.source.location)
 
 
 def training_summary() -> str:
