@@ -26,8 +26,14 @@ def data_path(*parts: str) -> Path:
 
 def display_path(path: str | Path) -> str:
     """A data path as commands in the README and model cards write it: `../shared/data/...` when it lies under
-    the data root (so a card written on one machine reads the same on another), else as given."""
+    the data root, or under a `shared/data` folder elsewhere (a path recorded on another machine or checkout),
+    so a card written on one machine reads the same on another; any other path as given."""
     try:
         return str(Path("../shared/data") / Path(path).resolve().relative_to(data_root().resolve()))
     except ValueError:
-        return str(path)
+        pass
+    parts = Path(path).parts
+    for i in range(len(parts) - 1):
+        if parts[i:i + 2] == ("shared", "data"):
+            return str(Path("../shared/data", *parts[i + 2:]))
+    return str(path)
