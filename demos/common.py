@@ -23,11 +23,15 @@ class LazyModel(Generic[T]):
     """Load a model the first time a tab needs it, once, and remember a failure instead of retrying it.
 
     `loader(folder)` builds whatever the tab needs (model, translator...) from a Hub-format folder.
+    `check(value)`, when given, runs one small forward pass on what was loaded: a config edited so that the
+    tensor shapes still load but the model no longer works (e.g. detection `grids` that no longer match the
+    head) fails here, once, with an explanation, instead of in every request.
     Nothing is loaded at import or at app start, so one tab's missing weights cannot take down the others.
     """
 
-    def __init__(self, name: str, loader: Callable[[str], T], train_command: str):
-        self.name, self.loader, self.train_command = name, loader, train_command
+    def __init__(self, name: str, loader: Callable[[str], T], train_command: str,
+                 check: Callable[[T], object] | None = None):
+        self.name, self.loader, self.train_command, self.check = name, loader, train_command, check
         self._lock = threading.Lock()
         self._value: T | None = None
         self._error: str | None = None
@@ -42,14 +46,17 @@ class LazyModel(Generic[T]):
         return self._value  # type: ignore[return-value]
 
     def _load(self) -> None:
-        self.source = resolve_source(self.name)
-        try:
-            self._value = self.loader(self.source.location)
+        try:  # where the weights are is part of loading: a malformed hub_repos.json breaks this tab, explained
+            self.source = resolve_source(self.name)
+            value = self.loader(self.source.location)
+            if self.check is not None:
+                self.check(value)
+            self._value = value
         except Exception as err:  # noqa: BLE001 - any load failure becomes an explanation in the tab
             detail = "".join(traceback.format_exception_only(type(err), err)).strip()
-            where = Path(self.source.location)
+            where = f"`{Path(self.source.location)}`" if self.source else "its configured source"
             self._error = (
-                f"**The `{self.name}` model could not be loaded** from `{where}`.\n\n"
+                f"**The `{self.name}` model could not be loaded** from {where}.\n\n"
                 f"Reason: `{detail[:500]}`\n\n"
                 f"Train it (the weight folder is written to `weights/{self.name}/`):\n\n"
                 f"```\n{self.train_command}\n```\n\n"
@@ -60,6 +67,15 @@ class LazyModel(Generic[T]):
     def note(self) -> str:
         """Anything the user should know about where the weights came from (e.g. a Hub fallback)."""
         return self.source.note if self.source else ""
+
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+
+
+def bundled_photos() -> list[str]:
+    """The sample photos committed in samples/ (public domain / CC0, provenance in samples/README.md): examples
+    that exist wherever the app runs, a fresh Space included."""
+    return sorted(str(p) for p in SAMPLES_DIR.glob("*.jpg"))
 
 
 @functools.cache  # read once per weight folder, like the model itself

@@ -40,10 +40,16 @@ def configured_repo(name: str) -> str | None:
     if env:
         return env.strip()
     settings = Path(os.environ.get("HUB_REPOS_FILE", REPO_ROOT / "hub_repos.json"))
-    if settings.is_file():
+    if not settings.is_file():
+        return None
+    try:
         repos = json.loads(settings.read_text())
-        return repos.get(name) or None
-    return None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{settings.name} is not readable JSON ({err}); expected e.g. "
+                         f'{{"{name}": "user/repo"}}') from None
+    if not isinstance(repos, dict) or not all(isinstance(v, str) for v in repos.values()):
+        raise ValueError(f'{settings.name} must map model names to Hub repo ids, e.g. {{"{name}": "user/repo"}}')
+    return repos.get(name, "").strip() or None
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

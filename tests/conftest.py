@@ -78,7 +78,7 @@ def fresh_model(monkeypatch, demo, folder=None, attr="MODEL"):
         monkeypatch.delenv(env, raising=False)
     else:
         monkeypatch.setenv(env, str(folder))
-    monkeypatch.setattr(demo, attr, LazyModel(old.name, old.loader, old.train_command))
+    monkeypatch.setattr(demo, attr, LazyModel(old.name, old.loader, old.train_command, old.check))
 
 
 def complete_folder_size(name: str) -> int:

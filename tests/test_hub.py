@@ -110,3 +110,32 @@ def test_train_scripts_save_then_report_a_failed_push_clearly(tiny_model, tmp_pa
     with pytest.raises(SystemExit, match="push to the Hub failed: cannot reach"):
         hub.save_and_push(tiny_model, tmp_path / "w", "# card\n", {"bleu": 1.0}, push_to="me/repo")
     assert json.loads((tmp_path / "w" / "metrics.json").read_text()) == {"bleu": 1.0}  # saved before the push
+
+
+@pytest.mark.parametrize("text", ["{not json", '["translation"]', '{"translation": 3}'])
+def test_a_malformed_settings_file_is_explained_in_the_tab_it_concerns(tmp_path, monkeypatch, text):
+    from demos.common import LazyModel, ModelUnavailable
+
+    monkeypatch.delenv("HUB_REPO_TRANSLATION", raising=False)
+    settings = tmp_path / "hub_repos.json"
+    settings.write_text(text)
+    monkeypatch.setenv("HUB_REPOS_FILE", str(settings))
+    lazy = LazyModel("translation", loader=lambda folder: folder, train_command="python train/translate.py train")
+    with pytest.raises(ModelUnavailable, match="hub_repos.json"):
+        lazy.get()
+
+
+def test_a_model_that_loads_but_fails_its_check_is_unavailable_once_with_the_reason():
+    from demos.common import LazyModel, ModelUnavailable
+
+    calls = []
+
+    def check(model):
+        calls.append(model)
+        raise RuntimeError("The size of tensor a (189) must match the size of tensor b (81)")
+
+    lazy = LazyModel("detection", loader=lambda folder: "model", train_command="python train/detect.py train", check=check)
+    for _ in range(2):
+        with pytest.raises(ModelUnavailable, match="189"):
+            lazy.get()
+    assert calls == ["model"]  # checked once, the failure remembered
