@@ -30,17 +30,31 @@ def build_tab(tab) -> None:
                     elem_id=f"tab-{tab.ID}-error")
 
 
+# Uploads larger than this are refused by Gradio before any handler sees them (a photo is a few MB at most).
+MAX_UPLOAD = "20mb"
+# Gradio keeps every upload and every output file in its cache folder: delete those older than an hour, hourly,
+# so a long-running Space does not fill its disk.
+CACHE_EXPIRY_SECONDS = (3600, 3600)
+
+
 def build_app(tabs=None) -> gr.Blocks:
-    with gr.Blocks(title="fast.ai Part 2 (2018), live") as app:
+    with gr.Blocks(title="fast.ai Part 2 (2018), live", delete_cache=CACHE_EXPIRY_SECONDS) as app:
         gr.Markdown(HEADER)
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # on a phone the lessons wrap onto more rows, none hidden in a menu
             for tab in tabs or demos.tabs():
                 with gr.Tab(tab.TITLE, id=tab.ID, elem_id=f"tab-{tab.ID}"):
                     build_tab(tab)
     # Two CPU cores: at most 2 model calls run at once (every heavy event shares concurrency_id="cpu"),
     # and at most 32 wait, so a burst of users gets a queue position rather than a timeout.
-    app.queue(default_concurrency_limit=2, max_size=32)
+    # api_open=False closes /gradio_api/run/<name>, which would run a call at once, bypassing both limits;
+    # the UI and gradio_client go through the queue and are unaffected.
+    app.queue(default_concurrency_limit=2, max_size=32, api_open=False)
     return app
+
+
+def serve(app: gr.Blocks, **launch_options):
+    """Launch with the app's limits (app.py, `python -m demos.<topic>` and the tests all use this)."""
+    return app.launch(max_file_size=MAX_UPLOAD, **launch_options)
 
 
 def launch(tabs=None) -> None:
@@ -49,7 +63,7 @@ def launch(tabs=None) -> None:
 
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    build_app(tabs).launch()
+    serve(build_app(tabs))
 
 
 if __name__ == "__main__":

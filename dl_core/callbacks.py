@@ -310,6 +310,10 @@ def _set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be resumed from; the message says what to do instead."""
+
+
 class Checkpoint(Callback):
     """Save everything needed to continue training after every epoch; optionally resume from it.
 
@@ -368,6 +372,15 @@ class Checkpoint(Callback):
 
     def load(self, learn: Learner) -> int:
         """Restore model, optimizer, RNG and history; returns the epoch the checkpoint was saved after."""
+        try:
+            return self._restore(learn)
+        except Exception as err:  # noqa: BLE001 - whatever is wrong with the file, the user's choices are the same
+            detail = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
+            raise CheckpointError(
+                f"cannot resume from {self.path}: it is truncated, corrupt or from a different model ({detail}). "
+                f"Delete it (or pass another --checkpoint, or --checkpoint none) to start afresh.") from err
+
+    def _restore(self, learn: Learner) -> int:
         from safetensors import safe_open
 
         with safe_open(str(self.path), framework="pt") as f:

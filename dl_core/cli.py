@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from dl_core import hub
-from dl_core.callbacks import Checkpoint, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter, WallClockBudget
+from dl_core.callbacks import Checkpoint, CheckpointError, GradientClip, ParamSchedule, ProgressBar, Recorder, StopAfter, WallClockBudget
 from dl_core.learner import Callback, Learner, make_accelerator
 from dl_core.paths import data_path
 from dl_core.schedules import Schedule
@@ -160,4 +160,7 @@ def main(script: str, doc: str, commands: dict[str, Command], argv: list[str] | 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(script, doc, commands).parse_args(argv)
     args.command_line = f"python train/{Path(script).name} {shlex.join(argv)}"
-    args.run(args)
+    try:
+        args.run(args)
+    except CheckpointError as err:  # a user's file, not a bug: say what is wrong and what to do, no traceback
+        sys.exit(f"{Path(script).name}: error: {err}")

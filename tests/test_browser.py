@@ -25,7 +25,7 @@ def app_url():
     import app as app_module
 
     demo = app_module.build_app()
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True)
+    _, url, _ = app_module.serve(demo, prevent_thread_lock=True, quiet=True)
     yield url
     demo.close()
 

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import REPO_ROOT
 from dl_core.callbacks import (
-    Checkpoint, GradientClip, ParamSchedule, Recorder, StopAfter, lr_find, plot_lr_find,
+    Checkpoint, CheckpointError, GradientClip, ParamSchedule, Recorder, StopAfter, lr_find, plot_lr_find,
 )
 from dl_core.translation.data import SortishBatchSampler
 from dl_core.learner import EVENTS, Callback, Learner
@@ -136,6 +136,31 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         learn.get(Checkpoint).save(learn)
     assert path.read_bytes() == good  # the previous checkpoint survives a failed write
+
+
+def test_resuming_from_a_truncated_or_foreign_checkpoint_says_what_to_do(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    regression_learner([Recorder(), Checkpoint(path)]).fit(1)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # a copy cut short
+    with pytest.raises(CheckpointError, match="truncated, corrupt or from a different model.*--checkpoint none"):
+        regression_learner([Recorder(), Checkpoint(path, resume=True)]).fit(2)
+
+    path.write_bytes(whole)
+    base = regression_learner()
+    other = Learner(nn.Linear(4, 1), base.train_dl, base.valid_dl, nn.functional.mse_loss,
+                    callbacks=[Recorder(), Checkpoint(path, resume=True)])  # a different model
+    with pytest.raises(CheckpointError, match="cannot resume from"):
+        other.fit(2)
+
+
+def test_a_train_script_given_a_truncated_checkpoint_exits_with_a_message_not_a_traceback(toy_tsv, tmp_path):
+    ckpt = tmp_path / "c.safetensors"
+    ckpt.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{\"a\":")  # a header cut mid-way
+    result = subprocess.run(_train_cmd(toy_tsv, tmp_path / "w", ckpt, "--resume"), capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 1
+    assert "translate.py: error: cannot resume from" in result.stderr and "Traceback" not in result.stderr
 
 
 def _train_cmd(data, out, ckpt, *extra):
