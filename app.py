@@ -11,6 +11,7 @@ import traceback
 import gradio as gr
 
 import demos
+from demos.common import use_atomic_image_cache
 
 HEADER = """# fast.ai Deep Learning Part 2 (2018), live
 The models of lessons 8–14, trained on real data, running in your browser. Each tab lets you try a model on
@@ -38,6 +39,7 @@ CACHE_EXPIRY_SECONDS = (3600, 3600)
 
 
 def build_app(tabs=None) -> gr.Blocks:
+    use_atomic_image_cache()  # concurrent identical outputs must not be served half-written (see its docstring)
     with gr.Blocks(title="fast.ai Part 2 (2018), live", delete_cache=CACHE_EXPIRY_SECONDS) as app:
         gr.Markdown(HEADER)
         with gr.Tabs(overflow_behavior="wrap"):  # on a phone the lessons wrap onto more rows, none hidden in a menu

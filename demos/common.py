@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import tempfile
 import threading
 import traceback
 from pathlib import Path
@@ -87,6 +89,39 @@ def folder_metrics(folder: str) -> dict:
     except (OSError, ValueError):
         return {}
     return metrics if isinstance(metrics, dict) else {}
+
+
+def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """gradio.processing_utils.save_pil_to_cache, but written under a temporary name and renamed into place."""
+    from gradio import processing_utils
+
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(exist_ok=True, parents=True)
+    target = (folder / f"{name}.{format}").resolve()
+    fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(staging, target)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return str(target)
+
+
+def use_atomic_image_cache() -> None:
+    """Work around a Gradio race that serves empty output images under concurrent load.
+
+    Gradio caches an image output under the hash of its bytes and writes it in place (truncate, then write), so
+    when two requests return the same image – two users on the same sample – one of them can be served the file
+    while the other is rewriting it: 0 bytes. `python -m benchmarks.gradio_cache_race` reproduces it with Gradio
+    alone. Every image component (Image, AnnotatedImage and its masks, Gallery) writes through
+    `processing_utils.save_pil_to_cache`, so the app replaces that one function, once, when it is built.
+    """
+    from gradio import processing_utils
+
+    processing_utils.save_pil_to_cache = _save_pil_to_cache_atomically
 
 
 def launch_alone(tab) -> None:

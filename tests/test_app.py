@@ -40,3 +40,15 @@ def test_launch_alone_serves_just_that_tab(monkeypatch):
     (blocks,) = served
     ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
     assert {"tab-solo", "solo-text"} <= ids and not any(f"tab-{t.ID}" in ids for t in demos.tabs())
+
+
+def test_the_app_writes_output_images_atomically_so_concurrent_identical_outputs_are_never_served_empty(tmp_path, monkeypatch):
+    from gradio import processing_utils
+
+    from benchmarks.gradio_cache_race import race
+
+    monkeypatch.setattr(processing_utils, "save_pil_to_cache", processing_utils.save_pil_to_cache)  # undone after
+    app_module.build_app(tabs=[_tab("solo", lambda: gr.Markdown("solo"))])
+    result = race(writers=3, seconds=1.0, cache_dir=str(tmp_path))
+    assert result["writes"] > 10 and result["reads"] > 100
+    assert result["short reads"] == 0, result
