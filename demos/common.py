@@ -55,7 +55,8 @@ class LazyModel(Generic[T]):
                 self.check(value)
             self._value = value
         except Exception as err:  # noqa: BLE001 - any load failure becomes an explanation in the tab
-            detail = "".join(traceback.format_exception_only(type(err), err)).strip()
+            # shown inside a Markdown code span: a backtick in the message would end it early
+            detail = "".join(traceback.format_exception_only(type(err), err)).strip().replace("`", "'")
             where = f"`{Path(self.source.location)}`" if self.source else "its configured source"
             self._error = (
                 f"**The `{self.name}` model could not be loaded** from {where}.\n\n"

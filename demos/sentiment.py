@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import html
+import math
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,17 +21,18 @@ ID = "sentiment"
 TITLE = "Lesson 10 · Sentiment"
 EXPLANATION = (Path(__file__).with_suffix(".md")).read_text(encoding="utf-8")
 MAX_CHARS = 20_000  # longer input is cut before tokenising (~4,000 tokens; the classifier reads at most 3,000)
-MAX_ATTRIBUTION_TOKENS = 750  # integrated gradients (two models) over longer texts take seconds; the rest is shown grey
+MAX_ATTRIBUTION_TOKENS = 750  # integrated gradients (two models) over longer texts take seconds; the tab shows the time it took
 MAX_WORDS = 60  # generated words per click
 LM_CONTEXT_CHARS = 2_000  # the LM continues the end of the text; more context barely changes the next words
-EXAMPLES = [
+EXAMPLES = [  # each one the bundled models classify right (tests/test_demo_sentiment.py checks which way)
     ["One of the best films I have seen this year. The acting is superb, the story is moving and the ending "
      "stayed with me for days. Highly recommended!"],
     ["I really wanted to like this movie, but the plot made no sense and the dialogue was painfully bad. "
      "Two hours of my life I will never get back."],
-    ["The first hour is slow and the lead is wooden, but the last act is TERRIFIC and the score is beautiful."],
+    ["The first hour is slow and the lead is wooden, but the last act is TERRIFIC and the score is beautiful. "
+     "I left the cinema smiling and have recommended it to all my friends."],
     ["Sooooo boring!!! Nothing happens, nothing at all, and the jokes are very very very old."],
-    ["a gorgeous, witty, seductive movie."],
+    ["A gorgeous, witty, seductive movie. I loved every minute of it and will watch it again."],
 ]
 
 # Special tokens and how the token view names them (the categories of its legend).
@@ -93,15 +96,19 @@ def _classifiers() -> list:
 
 
 BACKWARD_MISSING = ("The backward classifier (`sentiment-bwd`) is not available, so this is the forward model alone, "
-                    "a little less accurate than the two together. The **How well these models do** panel says why.")
+                    "a little less accurate than the two together. The **How well they do** panel says why.")
 
 
 # --- pure handlers -------------------------------------------------------------------------------------
+class BadInput(ValueError):
+    """Input the handlers refuse; the message is Markdown for the tab's notes."""
+
+
 @dataclass
 class SentimentView:
     tokens: list[tuple[str, str | None]]  # HighlightedText: (token, kind of special token or None)
     probabilities: dict[str, float]  # gr.Label
-    attribution: str  # HTML: the text, each word coloured by how it pushed the prediction
+    attribution: str  # HTML: the text as typed, each word coloured by how it pushed the prediction
     notes: str  # Markdown: what was changed in the input, or why nothing could be classified
 
     def as_tuple(self):
@@ -110,25 +117,96 @@ class SentimentView:
 
 @dataclass
 class ContinuationView:
-    text: list[tuple[str, str | None]]  # HighlightedText: the end of the prompt, then the generated words
-    next_words: dict[str, float]  # gr.Label: the LM's top-10 next tokens
+    text: str  # HTML: the end of the prompt, then the generated words
+    next_words: dict[str, float]  # gr.Label: the LM's top-10 next words
     notes: str
+    generated: str = ""  # the generated words alone, as plain text
 
     def as_tuple(self):
         return self.text, self.next_words or None, self.notes
 
 
-def clean_input(text: str | None) -> tuple[str, list[str]]:
-    """User text as the tokeniser should get it, and notes about what was changed."""
+def code_span(text: str) -> str:
+    """`text` as a Markdown code span that shows it exactly as typed: a fence longer than any run of
+    backticks inside, padded when the text starts or ends with one (CommonMark's rule)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text[:1] == "`" or text[-1:] == "`" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_input(text: str | None, keep: str = "start") -> tuple[str, list[str]]:
+    """User text as the tokeniser should get it, and notes about what was changed. Text over MAX_CHARS keeps
+    its start (the classifier reads a review from the beginning) or, with keep="end", its end (what the LM
+    continues). Raises BadInput for text that is not text (lone surrogates)."""
     notes = []
     text = text if isinstance(text, str) else ""
+    surrogate = _SURROGATE.search(text)
+    if surrogate:
+        raise BadInput(f"The text contains a lone surrogate (U+{ord(surrogate.group()):04X} at character "
+                       f"{surrogate.start() + 1:,}): half of a UTF-16 pair, not a character. Remove it or paste the text again.")
     if len(text) > MAX_CHARS:
-        notes.append(f"The text was cut from {len(text):,} to {MAX_CHARS:,} characters.")
-        text = text[:MAX_CHARS]
+        kept = "first" if keep == "start" else "last"
+        notes.append(f"The text was cut from {len(text):,} to its {kept} {MAX_CHARS:,} characters.")
+        text = text[:MAX_CHARS] if keep == "start" else _from_word_start(text[-MAX_CHARS:])
     without_tags = _TAG.sub(" ", text)
     if without_tags != text:
         notes.append("HTML tags were removed (`<br />` line breaks are kept: IMDB reviews are full of them).")
     return without_tags.strip(), notes
+
+
+def _from_word_start(text: str) -> str:
+    """`text`, the end of a longer one, from its first whole word on (a cut never starts mid-word)."""
+    parts = text.split(None, 1)
+    return parts[1] if len(parts) == 2 and not text[:1].isspace() else text.lstrip()
+
+
+# Generation settings as the API may send them: (lowest, highest, default, whole number).
+LM_SETTINGS = {"words to generate": (1, MAX_WORDS, 20, True), "temperature": (0.1, 2.0, 0.8, False),
+               "top-k": (1, 200, 40, True)}
+SEED_RANGE = 2**64  # torch generators take 64-bit seeds
+
+
+def _as_number(value, name: str):
+    """A number from what a client sent (int, float or numeric string), or BadInput."""
+    if isinstance(value, str):
+        try:
+            value = int(value.strip()) if re.fullmatch(r"\s*[-+]?\d+\s*", value) else float(value)
+        except ValueError:
+            raise BadInput(f"**{name}** must be a number (got {code_span(value[:40])}).") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInput(f"**{name}** must be a number (got a {type(value).__name__}).")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadInput(f"**{name}** must be a finite number (got {value}).")
+    return value
+
+
+def read_setting(value, name: str) -> float | int:
+    """A generation setting (LM_SETTINGS[name]) checked: None means its default; a value outside its range,
+    NaN or not a number raises BadInput saying the range."""
+    low, high, default, whole = LM_SETTINGS[name]
+    if value is None or value == "":
+        return default
+    number = _as_number(value, name)
+    if not low <= number <= high:
+        raise BadInput(f"**{name}** must be between {low:g} and {high:g} (got {number:g}).")
+    return int(round(number)) if whole else float(number)
+
+
+def read_seed(value) -> tuple[int, str]:
+    """Any integer seed as a 64-bit one (reduced modulo 2**64, with a note when that changed it); None means 0."""
+    if value is None or value == "":
+        return 0, ""
+    number = _as_number(value, "seed")
+    seed = int(round(number)) if isinstance(number, float) else number
+    if 0 <= seed < SEED_RANGE:
+        return seed, ""
+    reduced = seed % SEED_RANGE
+    return reduced, (f"The seed {seed} is outside the generator's 64-bit range (0 to 2^64 − 1); "
+                     f"it was reduced modulo 2^64 to {reduced}.")
 
 
 def token_view(original_tokens: list[str], ids: list[int]) -> list[tuple[str, str | None]]:
@@ -142,61 +220,100 @@ def token_view(original_tokens: list[str], ids: list[int]) -> list[tuple[str, st
     return view
 
 
-def word_units(tokens: list[str], scores: list[float]) -> list[tuple[str, float]]:
-    """Model tokens (rule markers included) -> readable words with the summed score of their tokens:
-    `xxmaj the` -> "The", `xxrep 3 !` -> "!!!", "s xxrep 5 o" -> "sooooo"."""
-    from dl_core.text import BOS, TK_MAJ, TK_REP, TK_UP, TK_WREP, undo_rules
+def _token_groups(tokens: list[str]) -> list[tuple[int, int, str]]:
+    """Model tokens -> (start, end, pattern) groups that each stand for one stretch of the typed text:
+    a case marker and its word (`xxmaj the` <- "The"), `xxrep n [marker] c` (<- c typed n times),
+    `xxwrep n [marker] w` (<- w typed n times, spaces between), or one plain token. `pattern` is a regex
+    for that stretch (case-insensitive: the tokens are lower-cased); <bos> gets none."""
+    from dl_core.text import BOS, RULE_TOKENS, TK_MAJ, TK_REP, TK_UP, TK_WREP
 
-    units: list[tuple[str, float]] = []
-    i = 0
-    while i < len(tokens):
+    groups, i, n = [], 0, len(tokens)
+    while i < n:
         token = tokens[i]
-        if token in (TK_MAJ, TK_UP) and i + 1 < len(tokens):
-            span = 2
-        elif token in (TK_REP, TK_WREP) and i + 2 < len(tokens) and tokens[i + 1].isdigit():
-            span = 3
+        if token in (TK_REP, TK_WREP) and i + 2 < n and tokens[i + 1].isdigit():
+            last = i + 2 + (tokens[i + 2] in (TK_MAJ, TK_UP) and i + 3 < n)
+            what, count = re.escape(tokens[last]), min(int(tokens[i + 1]), 100_000)
+            pattern = f"(?:{what}){{{count}}}" if token == TK_REP else f"{what}(?:\\s+{what}){{{max(0, count - 1)}}}"
+            groups.append((i, last + 1, pattern))
+            i = last + 1
+        elif token in (TK_MAJ, TK_UP) and i + 1 < n and tokens[i + 1] not in RULE_TOKENS:
+            groups.append((i, i + 2, re.escape(tokens[i + 1])))
+            i += 2
         else:
-            span = 1
-        group, score = tokens[i : i + span], sum(scores[i : i + span])
-        i += span
-        if token == BOS:
+            groups.append((i, i + 1, "" if token == BOS else re.escape(token)))
+            i += 1
+    return groups
+
+
+def typed_pieces(text: str, tokens: list[str], scores: list[float]) -> list[tuple[int, int, float]]:
+    """Attribution scores moved from the model's tokens to the text as typed: (start, end, score) spans of
+    `text` (the text the tokeniser read, after dl_core.text.fix_html), in order. Rule markers give their
+    score to the word they mark; a word the rules split ("SOOOOO" -> `xxmaj s xxrep 5 xxmaj o`, "can't" ->
+    `ca n't`) is one piece with the sum of its tokens' scores. A token that cannot be found where expected
+    gives its score to the piece before it, so the scores still add up."""
+    pieces: list[list] = []  # [start, end, score]
+    position, orphan = 0, 0.0
+    for first, last, pattern in _token_groups(tokens):
+        score = float(sum(scores[first:last]))
+        match = re.compile(rf"\s*({pattern})", re.IGNORECASE).match(text, position) if pattern else None
+        if match is None or match.end(1) == match.start(1):
+            if pieces:
+                pieces[-1][2] += score
+            else:
+                orphan += score
             continue
-        words = undo_rules(group) or group
-        word = " ".join(words) if token == TK_WREP else "".join(words)
-        if token == TK_REP and group[-1].isalnum() and units and units[-1][0][-1:].isalnum():
-            units[-1] = (units[-1][0] + word, units[-1][1] + score)  # "s" + "ooooo": one word
+        start, end = match.span(1)
+        previous = pieces[-1] if pieces else None
+        if previous and previous[1] == start and _same_word(text[start - 1], text[start:end]):
+            previous[1], previous[2] = end, previous[2] + score
         else:
-            units.append((word, score))
-    return units
+            pieces.append([start, end, score])
+        position = end
+    if pieces:
+        pieces[0][2] += orphan
+    return [(start, end, score) for start, end, score in pieces]
 
 
-_NO_SPACE_BEFORE = re.compile(r"^(?:[.,!?;:%)\]}]|'|n't$|'s$|'re$|'ve$|'ll$|'d$|'m$)")
+def _same_word(before: str, piece: str) -> bool:
+    """Whether `piece`, typed right after the character `before`, continues the same word: letters or digits
+    on both sides ("S"+"OOOOO", "can"+"not") or a clitic ("it"+"'s")."""
+    return (before.isalnum() and piece[:1].isalnum()) or (before.isalnum() and re.match(r"['’]\w", piece) is not None)
 
 
-def attribution_html(units: list[tuple[str, float]], n_unscored: int = 0) -> str:
-    """The words on a white-to-green (pushed towards positive) / white-to-red (towards negative) scale,
-    scaled by the largest |score|; hovering a word shows its score."""
-    top = max((abs(s) for _, s in units), default=0.0) or 1.0
-    parts = []
-    for k, (word, score) in enumerate(units):
+def attribution_html(text: str, pieces: list[tuple[int, int, float]], n_unscored: int = 0, seconds: float = 0.0) -> str:
+    """The text as typed, its pieces on a white-to-green (pushed towards positive) / white-to-red (towards
+    negative) scale, scaled by the largest |score|; hovering a piece shows its score. With `n_unscored`
+    tokens left unattributed, the text stops after the last scored piece and a line says so, and how long
+    the attributed part took (`seconds`, measured by the caller)."""
+    top = max((abs(s) for _, _, s in pieces), default=0.0) or 1.0
+    parts, position = [], 0
+    for start, end, score in pieces:
         strength = min(1.0, abs(score) / top)
         rgb = "22, 163, 74" if score > 0 else "220, 38, 38"
-        space = "" if k == 0 or _NO_SPACE_BEFORE.match(word) else " "
-        parts.append(f'{space}<span class="attr" title="{score:+.3f}" style="background: rgba({rgb}, {0.75 * strength:.2f}); '
-                     f'border-radius: 3px; padding: 0 1px">{html.escape(word)}</span>')
+        parts.append(html.escape(text[position:start]))
+        parts.append(f'<span class="attr" title="{score:+.3f}" style="background: rgba({rgb}, {0.75 * strength:.2f}); '
+                     f'border-radius: 3px; padding: 0 1px">{html.escape(text[start:end])}</span>')
+        position = end
+    if not n_unscored:
+        parts.append(html.escape(text[position:]))
     tail = (f'<p style="color: #6b7280; font-size: 0.85em">… and {n_unscored:,} more tokens, read by the classifier '
-            f"but not attributed (attribution stops at {MAX_ATTRIBUTION_TOKENS:,} tokens to stay fast).</p>") if n_unscored else ""
+            f"but not attributed: attribution stops at {MAX_ATTRIBUTION_TOKENS:,} tokens (those took {seconds:.1f} s "
+            f"on this server just now).</p>") if n_unscored else ""
     legend = ('<p style="font-size: 0.85em; margin-top: 0.6em"><span style="background: rgba(22, 163, 74, 0.6); padding: 0 4px">'
               'pushed towards positive</span> <span style="background: rgba(220, 38, 38, 0.6); padding: 0 4px">'
               "pushed towards negative</span> (integrated gradients on the word embeddings; hover a word for its score)</p>")
-    return f'<div id="sentiment-attribution-text" style="line-height: 1.9">{"".join(parts)}</div>{tail}{legend}'
+    return (f'<div id="sentiment-attribution-text" style="line-height: 1.9; white-space: pre-wrap; overflow-wrap: anywhere">'
+            f'{"".join(parts).strip()}</div>{tail}{legend}')
 
 
 def analyse(text: str | None) -> SentimentView:
     """Classify `text` and attribute the prediction to its words; problems become notes, never exceptions."""
-    from dl_core.text import Vocab
+    from dl_core.text import Vocab, fix_html
 
-    text, notes = clean_input(text)
+    try:
+        text, notes = clean_input(text)
+    except BadInput as err:
+        return SentimentView([], {}, "", f"⚠️ {err}")
     if not text:
         return SentimentView([], {}, "", "Type or paste a movie review (English) to classify it.")
     try:
@@ -217,44 +334,66 @@ def analyse(text: str | None) -> SentimentView:
         share = prepared.n_unknown / (len(prepared.ids) - 1)
         unknown = sorted({t for t, i in zip(prepared.original_tokens, prepared.ids) if i == Vocab.unk_id})[:12]
         notes.append(f"{prepared.n_unknown} of {len(prepared.ids) - 1} tokens ({share:.0%}) are outside the model's "
-                     f"vocabulary and read as `<unk>`: {', '.join(f'`{html.escape(t)}`' for t in unknown)}.")
+                     f"vocabulary and read as `<unk>`: {', '.join(code_span(t) for t in unknown)}.")
         if share > 0.4:
             notes.append("Most of the text is unknown to the model: it learnt English from movie reviews, so the "
                          "probabilities below say little about this text.")
     probabilities = analyzer.classify(prepared)
     scored = prepared.head(MAX_ATTRIBUTION_TOKENS)
-    units = word_units(scored.original_tokens, analyzer.attribute(scored))
+    started = time.perf_counter()
+    scores = analyzer.attribute(scored)
+    seconds = time.perf_counter() - started
+    shown = fix_html(text)  # what the tokeniser read: the typed text, HTML entities and <br /> decoded
+    pieces = typed_pieces(shown, scored.original_tokens, scores)
     return SentimentView(
         token_view(prepared.original_tokens, prepared.ids), probabilities,
-        attribution_html(units, len(prepared.ids) - len(scored.ids)), "\n\n".join(f"⚠️ {n}" for n in notes),
+        attribution_html(shown, pieces, len(prepared.ids) - len(scored.ids), seconds), "\n\n".join(f"⚠️ {n}" for n in notes),
     )
 
 
-def continue_text(text: str | None, n_words: float = 20, temperature: float = 0.8, top_k: float = 40,
-                  seed: float | None = 0) -> ContinuationView:
-    """The language model's top-10 next tokens after `text`, and `n_words` sampled words continuing it."""
-    text, notes = clean_input(text)
+# Special tokens the LM may rank among its next words, named for what they stand for (never shown as words).
+NEXT_TOKEN_NAMES = {"xxrep": "(a repeated character)", "xxwrep": "(a repeated word)", "<unk>": "(an unknown word)",
+                    "<eos>": "(end of text)", "<pad>": "(padding)", "<bos>": "(beginning of text)"}
+
+
+def continuation_html(prompt: str, generated: str) -> str:
+    """The end of the prompt (grey) and the generated words (green), wrapped between words."""
+    joined = "" if not prompt or prompt[-1:].isspace() or _NO_SPACE_BEFORE.match(generated) else " "
+    return ('<div id="sentiment-continuation-text" style="line-height: 1.7; white-space: pre-wrap; overflow-wrap: break-word">'
+            f'<span style="color: #6b7280">{html.escape(prompt)}</span>{joined}'
+            f'<span class="generated" title="{GENERATED}" style="background: rgba(52, 211, 153, 0.35); border-radius: 3px; '
+            f'padding: 0 2px">{html.escape(generated)}</span></div>')
+
+
+_NO_SPACE_BEFORE = re.compile(r"^(?:[.,!?;:%)\]}]|['’]|n't\b)")
+
+
+def continue_text(text: str | None, n_words=20, temperature=0.8, top_k=40, seed=0) -> ContinuationView:
+    """The language model's top-10 next words after `text`, and `n_words` sampled words continuing it.
+    Settings outside their range (LM_SETTINGS), NaN or not numbers are refused with a note."""
+    try:
+        text, notes = clean_input(text, keep="end")
+        n_words = read_setting(n_words, "words to generate")
+        temperature = read_setting(temperature, "temperature")
+        top_k = read_setting(top_k, "top-k")
+        seed, seed_note = read_seed(seed)
+    except BadInput as err:
+        return ContinuationView("", {}, f"⚠️ {err}")
     try:
         analyzer = _analyzer(need_lm=True)
     except ModelUnavailable as err:
-        return ContinuationView([], {}, str(err))
-    if LM.note:
-        notes.append(LM.note)
-    context = text[-LM_CONTEXT_CHARS:]
+        return ContinuationView("", {}, str(err))
+    notes += [note for note in (LM.note, seed_note) if note]
+    context = text if len(text) <= LM_CONTEXT_CHARS else _from_word_start(text[-LM_CONTEXT_CHARS:])
     if len(text) > len(context):
-        notes.append(f"The language model continues the last {LM_CONTEXT_CHARS:,} characters.")
+        notes.append(f"The language model continues the last {len(context):,} characters.")
     if not text:
         notes.append("No text: the language model writes a review from its beginning-of-text token alone.")
-    n_words = int(min(MAX_WORDS, max(1, n_words or 1)))
-    temperature = float(min(2.0, max(0.05, temperature or 0.05)))
-    top_k = int(min(200, max(1, top_k or 1)))
-    seed = int(seed) if seed is not None else 0
-    next_words = dict(analyzer.next_words(context, 10))
+    next_words = {NEXT_TOKEN_NAMES.get(word, word): p for word, p in analyzer.next_words(context, 10)}
     generated = analyzer.generate(context, n_words, temperature=temperature, top_k=top_k, seed=seed)
-    shown = context[-300:]
-    prompt = ("…" if len(context) > len(shown) else "") + shown
-    pieces = ([(prompt, None)] if prompt else []) + [(" " + generated.text, GENERATED)]
-    return ContinuationView(pieces, next_words, "\n\n".join(f"⚠️ {n}" for n in notes))
+    shown = context if len(context) <= 300 else "…" + _from_word_start(context[-300:])
+    return ContinuationView(continuation_html(shown, generated.text), next_words,
+                            "\n\n".join(f"⚠️ {n}" for n in notes), generated.text)
 
 
 def baselines_sentence(metrics: dict) -> str:
@@ -323,64 +462,93 @@ def schedule_figure():
     ax.set_yscale("log")
     ax.set_xlabel("share of training")
     ax.set_ylabel("learning rate")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper right", ncol=3)
+    ax.set_title("Classifier fine-tuning: each layer group's learning rate", fontsize=9)
     fig.tight_layout()
     return fig
 
 
 # --- layout and wiring ---------------------------------------------------------------------------------
+class UncheckedSlider(gr.Slider):
+    """A gr.Slider whose value reaches the handler as sent: gr.Slider's own check answers NaN or None from an
+    API client with Gradio's generic "Error"; the handler (read_setting) explains the range instead."""
+
+    is_template = True  # gr.Slider's front end
+
+    def preprocess(self, payload):
+        return payload
+
+
+class UncheckedNumber(gr.Number):
+    """A gr.Number whose value reaches the handler as sent (read_seed takes any integer, however long)."""
+
+    is_template = True  # gr.Number's front end
+
+    def preprocess(self, payload):
+        return payload
+
+
+def classify_review(review: str = ""):
+    """API /classify: the tokens, the probabilities, which words pushed them (HTML) and notes (Markdown)."""
+    return analyse(review).as_tuple()
+
+
+def continue_review(review: str = "", words_to_generate: int = 20, temperature: float = 0.8, top_k: int = 40,
+                    seed: int = 0):
+    """API /continue_text: the continuation (HTML), the LM's top-10 next words and notes (Markdown)."""
+    return continue_text(review, words_to_generate, temperature, top_k, seed).as_tuple()
+
+
 def build() -> None:
     """Add this tab's components to the current Blocks context."""
+    plain_text = []  # user and model text in these Markdown components is never read as maths
     with gr.Row():
         with gr.Column(scale=3):
-            review = gr.Textbox(label="Movie review", lines=5, max_length=MAX_CHARS * 10, elem_id="sentiment-input",
+            review = gr.Textbox("", label="Movie review", lines=5, max_length=MAX_CHARS * 10, elem_id="sentiment-input",
                                 placeholder="Type or paste a movie review…")
             button = gr.Button("Classify", variant="primary", elem_id="sentiment-button")
             gr.Examples(EXAMPLES, inputs=[review], cache_examples=False)
-            notes = gr.Markdown(elem_id="sentiment-notes")
+            notes = gr.Markdown(label="Notes", latex_delimiters=plain_text, elem_id="sentiment-notes")
             with gr.Row():
                 probabilities = gr.Label(label="Sentiment", num_top_classes=2, elem_id="sentiment-label", scale=1)
                 with gr.Column(scale=2):
                     gr.Markdown("**Which words pushed it**")
-                    attribution = gr.HTML(elem_id="sentiment-attribution")
+                    attribution = gr.HTML(label="Which words pushed it", elem_id="sentiment-attribution")
             tokens = gr.HighlightedText(label="The tokens as the model sees them", color_map=TOKEN_COLORS,
                                         show_legend=True, elem_id="sentiment-tokens")
             gr.Markdown("### The language model underneath\nThe classifier's encoder started as this language model, "
                         "fine-tuned on IMDB reviews. Here it continues your text.")
             with gr.Row():
-                n_words = gr.Slider(1, MAX_WORDS, value=20, step=1, label="words to generate")
-                temperature = gr.Slider(0.1, 2.0, value=0.8, step=0.05, label="temperature")
-                top_k = gr.Slider(1, 200, value=40, step=1, label="top-k")
-                seed = gr.Number(0, precision=0, label="seed", minimum=0)
+                n_words = UncheckedSlider(1, MAX_WORDS, value=20, step=1, label="words to generate")
+                temperature = UncheckedSlider(0.1, 2.0, value=0.8, step=0.05, label="temperature")
+                top_k = UncheckedSlider(1, 200, value=40, step=1, label="top-k")
+                seed = UncheckedNumber(0, precision=0, label="seed")
             generate = gr.Button("Continue the text", elem_id="sentiment-generate")
             with gr.Row():
-                continuation = gr.HighlightedText(label="Continuation", color_map={GENERATED: "#34d399"}, show_legend=False,
-                                                  show_inline_category=False, elem_id="sentiment-continuation", scale=3)
-                next_words = gr.Label(label="Top-10 next words (p(xxmaj)·p(the | xxmaj) counts as “The”)", num_top_classes=10,
-                                      elem_id="sentiment-next", scale=2)
-            lm_notes = gr.Markdown()
+                with gr.Column(scale=3):
+                    gr.Markdown("**Continuation** (the end of your text, then the model's words in green)")
+                    continuation = gr.HTML(label="Continuation", elem_id="sentiment-continuation")
+                with gr.Column(scale=2):
+                    next_words = gr.Label(label="Top-10 next words", num_top_classes=10, elem_id="sentiment-next")
+                    gr.Markdown("Case markers are folded into the word they mark: “The” counts p(`xxmaj`) · "
+                                "p(the | `xxmaj`).", elem_id="sentiment-next-caption")
+            lm_notes = gr.Markdown(label="Language model notes", latex_delimiters=plain_text, elem_id="sentiment-lm-notes")
         with gr.Column(scale=2):
             gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
                                                        {"left": "$", "right": "$", "display": False}])
-            gr.Plot(schedule_figure, label="Classifier fine-tuning: each layer group's learning rate")
-            with gr.Accordion("How well these models do", open=False):
-                facts = gr.Markdown()
+            gr.Plot(schedule_figure, label="Fine-tuning schedule", show_label=False, elem_id="sentiment-schedule")
+            with gr.Accordion("How well they do", open=False):
+                facts = gr.Markdown(label="Held-out scores", latex_delimiters=plain_text)
                 show_facts = gr.Button("Show their held-out scores", size="sm")
-
-    def run_analysis(text):
-        return analyse(text).as_tuple()
-
-    def run_lm(text, k, t, top, s):
-        return continue_text(text, k, t, top, s).as_tuple()
 
     analysis_outputs = [tokens, probabilities, attribution, notes]
     lm_inputs, lm_outputs = [review, n_words, temperature, top_k, seed], [continuation, next_words, lm_notes]
     # Classifying also refreshes the language-model section, so one click shows everything about the text.
-    button.click(run_analysis, review, analysis_outputs, api_name="classify", concurrency_id="cpu").then(
-        run_lm, lm_inputs, lm_outputs, api_visibility="private", concurrency_id="cpu")
-    review.submit(run_analysis, review, analysis_outputs, api_visibility="private", concurrency_id="cpu").then(
-        run_lm, lm_inputs, lm_outputs, api_visibility="private", concurrency_id="cpu")
-    generate.click(run_lm, lm_inputs, lm_outputs, api_name="continue_text", concurrency_id="cpu")
+    button.click(classify_review, review, analysis_outputs, api_name="classify", concurrency_id="cpu").then(
+        continue_review, lm_inputs, lm_outputs, api_visibility="private", concurrency_id="cpu")
+    review.submit(classify_review, review, analysis_outputs, api_visibility="private", concurrency_id="cpu").then(
+        continue_review, lm_inputs, lm_outputs, api_visibility="private", concurrency_id="cpu")
+    generate.click(continue_review, lm_inputs, lm_outputs, api_name="continue_text", concurrency_id="cpu")
     show_facts.click(model_facts, None, facts, api_name="sentiment_model_facts")
 
 

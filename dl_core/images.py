@@ -84,7 +84,10 @@ def load_rgb(source: str | Path | bytes | Image.Image | np.ndarray | None, max_s
         img = _to_rgb(img, notes)
     except BadImage:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:  # Pillow refuses to even open it: far over our own limit
+        raise BadImage(f"The image has over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; "
+                       f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels.") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise BadImage(f"This file is not an image we can read ({type(err).__name__}). Try a JPEG or PNG photo.") from err
     if min(img.size) < MIN_SIDE:
         raise BadImage(f"The image is only {img.width}×{img.height} pixels; at least {MIN_SIDE}×{MIN_SIDE} is needed.")

@@ -67,3 +67,10 @@ def test_tiny_and_missing_images_are_refused():
         load_rgb(_png(Image.new("RGB", (4, 4))))
     with pytest.raises(BadImage, match="No image"):
         load_rgb(None)
+
+
+def test_an_image_too_large_for_pillow_to_open_says_how_large_not_that_it_is_unreadable():
+    buf = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(buf, "PNG")  # 400 MP in a few kB: Pillow refuses to open it
+    with pytest.raises(BadImage, match=r"over 179 megapixels; the limit is 40 megapixels"):
+        load_rgb(buf.getvalue())
