@@ -159,3 +159,48 @@ def test_style_live_streams_to_the_end(app_url, page, tmp_path_factory):
     page.locator("#style-backbone").get_by_text("VGG16", exact=False).click()
     expect(page.locator("#style-layers")).to_contain_text("relu3_3", timeout=10_000)
     expect(page.locator("#style-layers")).not_to_contain_text("block7")
+
+
+@pytest.fixture(scope="module")
+def phone(page):
+    """A second page in the same browser, 420 px wide as a phone held upright."""
+    phone = page.context.browser.new_page(viewport={"width": 420, "height": 900}, device_scale_factor=2, is_mobile=True)
+    yield phone
+    phone.close()
+
+
+PAGE_OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+def test_on_a_phone_every_lesson_tab_is_visible_by_name_and_nothing_overflows(app_url, phone):
+    from playwright.sync_api import expect
+
+    import demos
+
+    phone.goto(app_url)
+    for tab in demos.tabs():
+        button = phone.locator(f"#tab-{tab.ID}-button")
+        expect(button).to_be_visible(timeout=30_000)  # not folded into a "More tabs" menu
+        assert button.inner_text().strip() == tab.TITLE
+        assert button.evaluate("b => b.scrollWidth <= b.clientWidth + 1"), f"{tab.TITLE} is cut off"
+    for tab in demos.tabs():
+        phone.locator(f"#tab-{tab.ID}-button").click()
+        phone.wait_for_timeout(500)
+        assert phone.evaluate(PAGE_OVERFLOW) <= 0, f"the {tab.ID} tab scrolls sideways on a phone"
+
+
+def test_on_a_phone_a_detection_and_a_translation_fit_the_screen(app_url, phone):
+    from playwright.sync_api import expect
+
+    phone.goto(app_url)
+    phone.locator("#tab-detection-button").click()
+    phone.locator("#detection-input input[type=file]").set_input_files(str(REPO_ROOT / "samples" / "chelsea-the-cat.jpg"))
+    expect(phone.locator("#detection-ssd")).to_contain_text("raccoon", timeout=60_000)  # the cat is called a raccoon
+    assert phone.evaluate(PAGE_OVERFLOW) <= 0, "the detection results scroll sideways"
+    phone.locator("#tab-translation-button").click()
+    phone.locator("#translation-input textarea").fill("Je ne sais pas pourquoi il est parti.")
+    phone.locator("#translation-button").click()
+    expect(phone.locator("#translation-attention img")).to_be_visible(timeout=60_000)
+    assert phone.evaluate(PAGE_OVERFLOW) <= 0, "the translation results scroll sideways"
+    ARTIFACTS.mkdir(exist_ok=True)
+    phone.screenshot(path=str(ARTIFACTS / "phone-translation.png"), full_page=True)
