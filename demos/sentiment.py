@@ -74,9 +74,27 @@ _BACKWARD = ("python train/sentiment.py train --data ../shared/data/sentiment/ac
              "python train/sentiment.py evaluate --weights weights/sentiment weights/sentiment-bwd "
              "--data ../shared/data/sentiment/aclImdb_v1.tar.gz --write\n"
              "python train/sentiment.py card --weights weights/sentiment-bwd")
-CLASSIFIER = LazyModel("sentiment", _load_classifier, _PIPELINE)
-BACKWARD = LazyModel("sentiment-bwd", _load_classifier, _BACKWARD)  # optional: the forward model works alone
-LM = LazyModel("sentiment-lm", _load_lm, _PIPELINE)
+
+
+def _check_classifier(model) -> None:
+    """One tiny forward pass, so a config that loads but no longer runs is explained once, in this tab."""
+    import torch
+
+    with torch.no_grad():
+        model(torch.tensor([[1, 4, 5]]), torch.tensor([3]))
+
+
+def _check_lm(lm) -> None:
+    import torch
+
+    with torch.no_grad():
+        lm(torch.tensor([[1, 4, 5]]))
+    lm.reset()  # the check's words must not become the start of a user's text
+
+
+CLASSIFIER = LazyModel("sentiment", _load_classifier, _PIPELINE, check=_check_classifier)
+BACKWARD = LazyModel("sentiment-bwd", _load_classifier, _BACKWARD, check=_check_classifier)  # optional: the forward model works alone
+LM = LazyModel("sentiment-lm", _load_lm, _PIPELINE, check=_check_lm)
 
 
 def _analyzer(need_lm: bool):

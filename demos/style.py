@@ -5,6 +5,7 @@ Pure handlers first (testable without a server), then the layout, then the wirin
 from __future__ import annotations
 
 import functools
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Iterator
 
 import gradio as gr
 
-from demos.common import ImageFile, LazyModel, ModelUnavailable, folder_metrics
+from demos.common import ImageFile, LazyModel, ModelUnavailable, bundled_photos, folder_metrics
 from dl_core.paths import WEIGHTS_DIR, data_path, display_path
 from dl_core.perceptual import DEFAULT_LAYERS, GRAM_LAYERS, VGG16_TAPS
 from dl_core.style import infer
@@ -26,6 +27,7 @@ MAX_UPLOAD_SIDE = 1024  # every upload is downscaled to this first (said in the 
 INSTANT_SIZES = (256, 1024)  # the instant network's output size range (longer side)
 LIVE_SIZES = (96, 384)  # Gatys runs a forward+backward pass per step: keep it interactive on 2 CPU cores
 MAX_STEPS = 500
+STRENGTHS = (0.0, 4.0)  # the live tab's content and style weight multipliers
 RECONSTRUCT_SIZE, RECONSTRUCT_STEPS = 160, 150
 YOUR_PAINTING = "your painting (upload)"
 STYLES = {  # display name -> weight folder name (weights/style-<name>, or HUB_REPO_STYLE_<NAME>)
@@ -47,6 +49,8 @@ VGG_NEEDS_PAINTING = ("VGG16 needs the painting itself: a trained style stores o
 # The live tab's starting images, as (label, value): the value is LiveSettings.start (and the API's).
 START_FROM = [("the photo", "content"), ("noise", "noise"), ("the trained network's output", "network")]
 RECONSTRUCT_LAYERS = ("stem", "block2", "block4", "block7", "block10", "block15")
+GRAM_TITLE = "Gram matrices: the painting's (top) and the image's (bottom), per style layer"
+LOSS_PLOT_TITLE = "Weighted losses per step"
 BUNDLED_NETWORKS_MARK = "<!-- bundled networks -->"  # style.md's place for what the bundled networks' metrics say
 
 MODELS = {
@@ -68,19 +72,71 @@ def sample_photos() -> list[str]:
     return [str(p) for p in picks if p.exists()]
 
 
-@functools.cache
-def painting_thumbnail(name: str):
-    """The painting itself (400 px), to show next to its network, where the data root has it.
+def example_photos() -> list[str]:
+    """The tab's examples: the committed sample photos (there on a fresh clone or Space), then the held-out photos
+    of the data root where it is present."""
+    return bundled_photos() + sample_photos()
 
-    Returned as an image, not a path: Gradio serves files only from the app's own folders."""
+
+def painting_of(name: str):
+    """A trained style's painting (PIL, within 400 px) to show beside its network, or None: the painting.jpg of
+    the folder its weights come from (bundled or a Hub repo), else the data root's original."""
+    model = MODELS[name]
+    try:
+        model.get()  # where the weights come from is settled by loading them
+    except ModelUnavailable:
+        pass
+    folder = Path(model.source.location) if model.source else WEIGHTS_DIR / f"style-{name}"
+    path = infer.folder_painting(folder) or painting_file(name)
+    return _thumbnail(str(path)) if path else None
+
+
+def bundled_painting(name: str):
+    """The bundled folder's painting (no model loaded: for the tab's first view), or None."""
+    path = infer.folder_painting(WEIGHTS_DIR / f"style-{name}")
+    return _thumbnail(str(path)) if path else None
+
+
+@functools.lru_cache(maxsize=16)
+def _thumbnail(path: str):
+    """An image file fitted within 400 px. Returned as an image, not a path: Gradio serves files only from
+    the app's own folders, and a Hub snapshot lives in the Hub cache."""
     from PIL import Image
 
-    path = painting_file(name)
-    if path is None:
-        return None
-    image = Image.open(path).convert("RGB")
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
     image.thumbnail((400, 400))
     return image
+
+
+class InvalidSetting(ValueError):
+    """A number sent to the tab (through the API, say) that cannot be used: the message says which and why."""
+
+
+def checked_number(value, name: str, low: float, high: float, notes: list[str]) -> float:
+    """A finite number from a slider (or an API call), brought into [low, high] with a note; InvalidSetting for
+    None, NaN, infinity or anything that is not a number."""
+    wanted = f"*{name}* must be a number from {low:g} to {high:g}"
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):  # shown by type, not as typed:
+        raise InvalidSetting(f"{wanted}, not {type(value).__name__}.")                 # it renders as Markdown
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidSetting(f"{wanted}, not {number}.")
+    if not low <= number <= high:
+        clamped = min(max(number, low), high)
+        notes.append(f"*{name}* {number:g} is outside {low:g}–{high:g}: used {clamped:g}.")
+        return clamped
+    return number
+
+
+class NumberSlider(gr.Slider):
+    """A gr.Slider that hands the handler whatever number was sent (None, NaN, out of range included), so the
+    handler can say what is wrong (checked_number) instead of Gradio failing with a generic error."""
+
+    is_template = True  # gr.Slider's front end
+
+    def preprocess(self, payload):
+        return payload
 
 
 def _load_photo(source, max_side: int, notes: list[str]):
@@ -121,13 +177,15 @@ def stylise_photo(photo, style: str, size: int = 512) -> InstantView:
 
     name = STYLES.get(style)
     if name is None:
-        return InstantView(None, None, f"Pick one of the trained styles: {', '.join(STYLES)}.")
-    painting = painting_thumbnail(name)
+        train = " (a network is trained per painting: `python train/style.py train --style your.jpg`)" if style == YOUR_PAINTING else ""
+        return InstantView(None, None, f"Pick one of the trained styles: {', '.join(STYLES)}{train}.")
+    painting = painting_of(name)
     notes: list[str] = []
     try:
-        image = _load_photo(photo, int(min(max(size or 512, INSTANT_SIZES[0]), INSTANT_SIZES[1])), notes)
+        out_size = round(checked_number(size, "output size", *INSTANT_SIZES, notes))
+        image = _load_photo(photo, out_size, notes)
         model = MODELS[name].get()
-    except (BadImage, ModelUnavailable) as err:
+    except (BadImage, ModelUnavailable, InvalidSetting) as err:
         return InstantView(None, painting, str(err))
     if MODELS[name].note:
         notes.append(MODELS[name].note)
@@ -135,7 +193,7 @@ def stylise_photo(photo, style: str, size: int = 512) -> InstantView:
     with torch.inference_mode():
         out = model(image)
     h, w = image.shape[-2:]
-    notes.insert(0, f"{w}×{h} px in {1000 * (time.perf_counter() - start):.0f} ms: one forward pass.")
+    notes.insert(0, f"{w}×{h} px in {1000 * (time.perf_counter() - start):.0f} ms: one forward pass, timed just now on this server.")
     if versus_live := heldout_comparison(MODELS[name]):
         notes.insert(1, versus_live)
     return InstantView(to_image(out), painting, "\n\n".join(notes))
@@ -263,7 +321,8 @@ def gram_figure(target: dict, current: dict, layers):
     """Heat maps of the painting's and the current image's Gram matrices, one column per layer."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(2.1 * len(layers), 4.4))
+    fig = Figure(figsize=(2.1 * len(layers), 4.8))
+    fig.suptitle(GRAM_TITLE, fontsize=10)
     axes = fig.subplots(2, len(layers), squeeze=False)
     for col, name in enumerate(layers):
         vmax = float(target[name].abs().max())
@@ -314,20 +373,68 @@ def _start_image(start: str, style: str, content):
         return MODELS[STYLES[style]].get()(content)
 
 
-def live_style_transfer(photo, style: str, painting, settings: LiveSettings) -> Iterator[LiveView]:
-    """Gatys et al.: Adam on the pixels, yielding the image and the losses every `report_every` steps."""
+@dataclass
+class StopSignal:
+    """One session's Stop button (a gr.State, so a stop reaches only that session's runs): a run that started
+    before the last press stops after the step it is on."""
+    pressed_at: float = -math.inf
+
+    def press(self) -> None:
+        self.pressed_at = time.monotonic()
+
+    def pressed_since(self, started: float) -> bool:
+        return self.pressed_at >= started
+
+
+def _network_pass_ms(style: str, content) -> float | None:
+    """The trained network's one pass on this photo, timed now (None for an uploaded painting or no network)."""
+    import torch
+
+    if style not in STYLES:
+        return None
+    try:
+        network = MODELS[STYLES[style]].get()
+    except ModelUnavailable:
+        return None
+    start = time.perf_counter()
+    with torch.inference_mode():
+        network(content)
+    return 1000 * (time.perf_counter() - start)
+
+
+def _finished_status(steps: int, elapsed: float, network_ms: float | None) -> str:
+    """The last status line: the time per step and, for a trained style, its network's one pass on the same photo,
+    both timed during this run on this server (a loaded server is slower at both)."""
+    per_step = 1000 * elapsed / max(1, steps)
+    status = f"done: {steps} steps in {elapsed:.1f} s, {per_step:.0f} ms per step"
+    if network_ms is not None:
+        status += (f"; the trained network's one pass on this photo took {network_ms:.0f} ms, "
+                   f"≈{1000 * elapsed / max(network_ms, 1e-3):.0f}× less (both timed just now on this server)")
+    return status
+
+
+def live_style_transfer(photo, style: str, painting, settings: LiveSettings,
+                        stop: StopSignal | None = None) -> Iterator[LiveView]:
+    """Gatys et al.: Adam on the pixels, yielding the image and the losses every `report_every` steps, and
+    after the step on which `stop` is pressed."""
     import pandas as pd
 
     from dl_core.photos import to_image
     from dl_core.style.gatys import optimise_pixels
     from dl_core.images import BadImage
     notes = list(settings.notes)
+    try:
+        content_strength = checked_number(settings.content_strength, "content weight", *STRENGTHS, notes)
+        style_strength = checked_number(settings.style_strength, "style weight", *STRENGTHS, notes)
+        size = round(checked_number(settings.size, "image size", *LIVE_SIZES, notes))
+        steps = round(checked_number(settings.steps, "steps", 1, MAX_STEPS, notes))
+    except InvalidSetting as err:
+        yield LiveView(None, None, None, str(err))
+        return
     chosen = set(settings.layers or ())
     layers = tuple(name for name in BACKBONE_LAYERS.get(settings.backbone, ()) if name in chosen)
-    if not layers and settings.style_strength > 0:
+    if not layers and style_strength > 0:
         notes.append("No style layer selected: only the content loss is optimised.")
-    size = int(min(max(settings.size, LIVE_SIZES[0]), LIVE_SIZES[1]))
-    steps = int(min(max(settings.steps, 1), MAX_STEPS))
     if settings.backbone == "vgg16":  # the first VGG16 run downloads 528 MB: say so while it happens
         yield LiveView(gr.skip(), gr.skip(), gr.skip(), "Loading VGG16 (the first time, its ImageNet weights are downloaded: 528 MB)…")
     try:
@@ -338,28 +445,39 @@ def live_style_transfer(photo, style: str, painting, settings: LiveSettings) -> 
     except (BadImage, ValueError, ModelUnavailable, FeaturesUnavailable) as err:
         yield LiveView(None, None, None, str(err))
         return
-    loss = infer.live_loss(loss_config, grams, extractor, settings.content_strength, settings.style_strength, layers)
+    loss = infer.live_loss(loss_config, grams, extractor, content_strength, style_strength, layers)
     weights = loss.weights
     rows: list[dict] = []
     started_as = " from the trained network's output" if settings.start == "network" else ""
+    started = time.monotonic()
+    stopped = (lambda: stop.pressed_since(started)) if stop is not None else (lambda: False)
     start = time.perf_counter()
-    for step in optimise_pixels(loss, content, steps=steps, start=start_from, report_every=settings.report_every):
+    for step in optimise_pixels(loss, content, steps=steps, start=start_from, report_every=settings.report_every,
+                                should_stop=stopped):
         rows += [{"step": step.step, "loss": step.content * weights.content_weight, "term": "content × weight"},
                  {"step": step.step, "loss": step.style * weights.style_weight, "term": "style × weight"},
                  {"step": step.step, "loss": step.total, "term": "total"}]
         elapsed = time.perf_counter() - start
-        status = (f"step {step.step}/{steps}{started_as} · {elapsed:.1f} s · content {step.content:.3f} · style {step.style:.4f}"
-                  + ("" if step.step < steps else f" · done: {1000 * elapsed / max(1, steps):.0f} ms per step"))
-        final = step.step == steps
-        figure = gram_figure(grams, _current_grams(extractor, step.image, layers), layers) if layers and (final or step.step == 0) else gr.skip()
+        done, stopping = step.step == steps, step.step < steps and stopped()
+        losses = f"content {step.content:.3f} · style {step.style:.4f}"
+        if done:
+            status = f"step {steps}/{steps}{started_as} · {losses} · {_finished_status(steps, elapsed, _network_pass_ms(style, content))}"
+        elif stopping:
+            status = f"stopped at step {step.step}/{steps}{started_as} (Stop pressed) after {elapsed:.1f} s · {losses}"
+        else:
+            status = f"step {step.step}/{steps}{started_as} · {elapsed:.1f} s · {losses}"
+        figure = (gram_figure(grams, _current_grams(extractor, step.image, layers), layers)
+                  if layers and (done or stopping or step.step == 0) else gr.skip())
         yield LiveView(to_image(step.image), pd.DataFrame(rows), figure, "\n\n".join([status, _format_notes(notes)]).strip())
 
 
-def reconstruct_from_layers(photo, size: int = RECONSTRUCT_SIZE, steps: int = RECONSTRUCT_STEPS) -> Iterator[tuple[list, str]]:
-    """Start from smooth noise and match only one layer's features of the photo, for each layer in turn.
+def reconstruct_from_layers(photo, size: int = RECONSTRUCT_SIZE, steps: int = RECONSTRUCT_STEPS,
+                            progress=gr.Progress()) -> Iterator[tuple[list, str]]:
+    """Start from smooth noise and match only one layer's features of the photo, for each layer in turn,
+    reporting every step to `progress` and streaming each layer's result.
 
-    Shallow layers give the photo back almost pixel for pixel; deeper ones keep the objects and layout but
-    lose exact colours and textures: that is why the content loss uses a middle layer."""
+    The shallowest layer gives the photo back almost pixel for pixel; the deeper the layer, the further its
+    reconstruction is from the photo's pixels: that is why the content loss uses a middle layer."""
     from dl_core.images import BadImage
     from dl_core.photos import to_image
 
@@ -370,17 +488,39 @@ def reconstruct_from_layers(photo, size: int = RECONSTRUCT_SIZE, steps: int = RE
         yield [], str(err)
         return
     gallery = [(to_image(content), "photo")]
-    for layer in RECONSTRUCT_LAYERS:
-        result = infer.reconstruct_from_layer(content, layer, steps, feature_extractor())
+    n_layers = len(RECONSTRUCT_LAYERS)
+    for index, layer in enumerate(RECONSTRUCT_LAYERS):
+        def report(step: int, index=index, layer=layer) -> bool:
+            progress((index + step / steps) / n_layers, desc=f"layer {index + 1}/{n_layers} ({layer}): step {step}/{steps}")
+            return False  # never stops early: only reports
+
+        result = infer.reconstruct_from_layer(content, layer, steps, feature_extractor(), after_step=report)
         gallery.append((to_image(result.image), f"from {layer} (feature error {result.content:.3f})"))
-        yield list(gallery), _format_notes(notes) or f"reconstructed from {len(gallery) - 1} of {len(RECONSTRUCT_LAYERS)} layers…"
+        yield list(gallery), _format_notes(notes) or f"reconstructed from {len(gallery) - 1} of {n_layers} layers…"
     yield list(gallery), _format_notes(notes) or "Each image started as noise and matched one layer's features only."
 
 
 # --- layout and wiring ---------------------------------------------------------------------------------
+# The style tab's sections: short names, so that at phone width (420 px) all three sit in one row of tabs
+# instead of one hiding behind an overflow menu.
+SECTIONS = {"instant": "Instant · L14", "live": "Live · L13", "layers": "Layers"}
+
+
+def cleared_for_new_photo() -> tuple:
+    """Every result, emptied when the photo changes: none of them is of the new photo.
+    (Instant image and notes, live image, losses, Gram matrices and status, reconstructions and their status.)"""
+    return None, "", None, None, None, "", [], ""
+
+
+def cleared_for_new_style(style: str) -> tuple:
+    """The results that depend on the style, emptied, and the new style's painting shown.
+    (Instant image, painting, notes; live image, losses, Gram matrices and status.)"""
+    painting = painting_of(STYLES[style]) if style in STYLES else None
+    return None, painting, "", None, None, None, ""
+
+
 def build() -> None:
     """Add this tab's components to the current Blocks context."""
-    samples = sample_photos()
     with gr.Row():
         with gr.Column(scale=3):
             with gr.Row():
@@ -389,25 +529,28 @@ def build() -> None:
                 with gr.Column():
                     style = gr.Radio([*STYLES, YOUR_PAINTING], value=next(iter(STYLES)), label="Style",
                                      elem_id="style-choice")
-                    painting = ImageFile(label="Your painting (for the live tab)", type="filepath",
+                    painting = ImageFile(label="Your painting (for Live)", type="filepath",
                                          sources=["upload"], height=140, elem_id="style-painting")
-            if samples:
-                gr.Examples(samples, inputs=[photo], cache_examples=False, label="Sample photos (held out from training)")
-            with gr.Tabs():
-                with gr.Tab("Instant (lesson 14)", id="instant"):
+            gr.Examples([[path] for path in example_photos()], inputs=[photo], cache_examples=False, cache_mode="lazy",
+                        label="Sample photos (public domain / CC0; held-out photos too where the data set is present)")
+            with gr.Tabs(elem_id="style-sections"):
+                with gr.Tab(SECTIONS["instant"], id="instant", elem_id="style-instant-tab"):
+                    gr.Markdown("**Lesson 14**: a network trained on the painting stylises the photo in one forward pass.")
                     with gr.Row():
-                        size = gr.Slider(*INSTANT_SIZES, value=512, step=32, label="output size (longer side, px)")
+                        size = NumberSlider(*INSTANT_SIZES, value=512, step=32, label="output size (longer side, px)")
                         instant_button = gr.Button("Stylise", variant="primary", elem_id="style-instant-button")
                     with gr.Row():
                         instant_image = gr.Image(label="Stylised by the network", type="pil", elem_id="style-instant-output")
-                        painting_view = gr.Image(label="The painting it learned", type="pil", height=300)
-                    instant_notes = gr.Markdown(elem_id="style-instant-notes")
-                with gr.Tab("Live (lesson 13)", id="live"):
+                        painting_view = gr.Image(value=bundled_painting(STYLES[next(iter(STYLES))]), label="The painting it learned",
+                                                 type="pil", height=300, elem_id="style-painting-view")
+                    instant_notes = gr.Markdown(label="notes", elem_id="style-instant-notes")
+                with gr.Tab(SECTIONS["live"], id="live", elem_id="style-live-tab"):
+                    gr.Markdown("**Lesson 13**: Gatys' optimisation of the pixels themselves, step by step.")
                     with gr.Row():
-                        content_strength = gr.Slider(0, 4, value=1, step=0.1, label="content weight (× the trained networks')")
-                        style_strength = gr.Slider(0, 4, value=1, step=0.1, label="style weight (× the trained networks')")
-                        live_size = gr.Slider(*LIVE_SIZES, value=256, step=16, label="image size (px, capped)")
-                        steps = gr.Slider(10, MAX_STEPS, value=200, step=10, label="steps", elem_id="style-steps")
+                        content_strength = NumberSlider(*STRENGTHS, value=1, step=0.1, label="content weight (× the trained networks')")
+                        style_strength = NumberSlider(*STRENGTHS, value=1, step=0.1, label="style weight (× the trained networks')")
+                        live_size = NumberSlider(*LIVE_SIZES, value=256, step=16, label="image size (px, capped)")
+                        steps = NumberSlider(10, MAX_STEPS, value=200, step=10, label="steps", elem_id="style-steps")
                     with gr.Row():
                         backbone = gr.Radio(list(BACKBONES), value=next(iter(BACKBONES)), label="feature network",
                                             elem_id="style-backbone")
@@ -417,43 +560,58 @@ def build() -> None:
                     with gr.Row():
                         live_button = gr.Button("Start", variant="primary", elem_id="style-live-button")
                         stop_button = gr.Button("Stop", elem_id="style-stop-button")
-                    live_status = gr.Markdown(elem_id="style-live-status")
+                    live_status = gr.Markdown(label="status", elem_id="style-live-status")
                     with gr.Row():
                         live_image = gr.Image(label="Optimised pixels", type="pil", elem_id="style-live-output")
-                        loss_plot = gr.LinePlot(x="step", y="loss", color="term", label="weighted losses", height=280)
-                    grams = gr.Plot(label="Gram matrices: painting (top) vs the image (bottom), per style layer")
-                with gr.Tab("Reconstruct from one layer", id="reconstruct"):
-                    gr.Markdown("Each picture starts as noise and is optimised to match **one** layer's features of the "
-                                "photo (no style). Deeper layers keep what is where, but not the exact pixels.")
+                        loss_plot = gr.LinePlot(x="step", y="loss", color="term", title=LOSS_PLOT_TITLE,
+                                                color_title="term", label="weighted losses", show_label=False,
+                                                height=300, elem_id="style-loss-plot")
+                    grams = gr.Plot(label="Gram matrices", show_label=False, elem_id="style-grams")
+                with gr.Tab(SECTIONS["layers"], id="reconstruct", elem_id="style-layers-tab"):
+                    gr.Markdown("**Reconstruct from one layer.** Each picture starts as noise and is optimised to match "
+                                "**one** layer's features of the photo (no style). The deeper the layer, the less of the "
+                                "photo's pixels come back: many images share its features.")
                     reconstruct_button = gr.Button("Reconstruct from each layer", elem_id="style-reconstruct-button")
-                    reconstruct_status = gr.Markdown()
-                    gallery = gr.Gallery(label="reconstructions", columns=4, height=360)
+                    reconstruct_status = gr.Markdown(label="reconstruction status", elem_id="style-reconstruct-status")
+                    gallery = gr.Gallery(label="reconstructions", columns=4, height=360, elem_id="style-reconstructions")
         with gr.Column(scale=2):
             gr.Markdown(explanation(), latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
                                                        {"left": "$", "right": "$", "display": False}])
+    stop_signal = gr.State(StopSignal())
 
-    def run_instant(photo_path, style_name, out_size):
-        return stylise_photo(photo_path, style_name, out_size).as_tuple()
+    # Wired functions: their parameter names are the API's (gradio_client) parameter names.
+    def stylise(photo, style, output_size=512):
+        return stylise_photo(photo, style, output_size).as_tuple()
 
-    def run_live(photo_path, style_name, painting_path_, cw, strength, chosen, px, n, start_from, backbone_name):
-        settings = LiveSettings(content_strength=cw, style_strength=strength, layers=tuple(chosen or ()), size=int(px),
-                                steps=int(n), start=start_from, backbone=backbone_id(backbone_name))
-        for view in live_style_transfer(photo_path, style_name, painting_path_, settings):
+    def style_live(photo, style, painting=None, content_weight=1.0, style_weight=1.0, style_layers=None, image_size=256,
+                   steps=200, start_from="content", feature_network=next(iter(BACKBONES)), stop=None):
+        settings = LiveSettings(content_strength=content_weight, style_strength=style_weight,
+                                layers=tuple(style_layers or ()), size=image_size, steps=steps, start=start_from,
+                                backbone=backbone_id(feature_network))
+        for view in live_style_transfer(photo, style, painting, settings, stop):
             yield view.as_tuple()
+
+    def press_stop(stop: StopSignal) -> None:
+        stop.press()  # the run sees it after its current step and says where it stopped
 
     def layers_for(backbone_name):
         return gr.CheckboxGroup(choices=list(layer_choices(backbone_name)), value=list(default_layers(backbone_name)))
 
-    instant_button.click(run_instant, [photo, style, size], [instant_image, painting_view, instant_notes],
+    instant_button.click(stylise, [photo, style, size], [instant_image, painting_view, instant_notes],
                          api_name="stylise", concurrency_id="cpu")
+    backbone.change(layers_for, backbone, layers, api_visibility="private")
+    photo.change(cleared_for_new_photo, None, [instant_image, instant_notes, live_image, loss_plot, grams, live_status,
+                                               gallery, reconstruct_status], api_visibility="private", queue=False)
+    style.change(cleared_for_new_style, style, [instant_image, painting_view, instant_notes, live_image, loss_plot, grams,
+                                                live_status], api_visibility="private")
     # Gatys runs for seconds to a minute: its own queue of one, so it never holds up the instant network
     # (which shares the "cpu" pool with the other tabs); a second live run waits its turn.
-    backbone.change(layers_for, backbone, layers, api_visibility="private")
-    live = live_button.click(run_live, [photo, style, painting, content_strength, style_strength, layers, live_size, steps, start,
-                                        backbone],
-                             [live_image, loss_plot, grams, live_status], api_name="style_live",
-                             concurrency_id="gatys", concurrency_limit=1)
-    stop_button.click(None, None, None, cancels=[live], api_visibility="private")
+    live_button.click(style_live, [photo, style, painting, content_strength, style_strength, layers, live_size, steps, start,
+                                   backbone, stop_signal],
+                      [live_image, loss_plot, grams, live_status], api_name="style_live",
+                      concurrency_id="gatys", concurrency_limit=1)
+    # Stop must not wait behind the run it stops: no queue limit of its own.
+    stop_button.click(press_stop, stop_signal, None, api_visibility="private", concurrency_limit=None)
     reconstruct_button.click(reconstruct_from_layers, [photo], [gallery, reconstruct_status], api_name="style_reconstruct",
                              concurrency_id="gatys", concurrency_limit=1)
 

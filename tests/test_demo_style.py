@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image
 
 from conftest import REPO_ROOT
 from demos import style
+from dl_core.style import infer
 from demos.common import LazyModel
 from dl_core.photos import to_image
 from dl_core.hub import save_model
@@ -322,3 +324,274 @@ def test_two_live_runs_do_not_block_the_instant_network(tiny_style, tmp_path, mo
         client.close()
     finally:
         demo.close()
+
+
+# --- what a new user found on a fresh clone -------------------------------------------------------------
+def _tab():
+    """The tab alone in a Blocks, and its components by elem_id."""
+    import gradio as gr
+
+    with gr.Blocks() as app:
+        style.build()
+    by_id = {block.elem_id: block for block in app.blocks.values() if getattr(block, "elem_id", None)}
+    return app, by_id
+
+
+def _dependencies(app, component, event: str) -> list[dict]:
+    return [d for d in app.config["dependencies"] if [component._id, event] in [list(t) for t in d["targets"]]]
+
+
+@pytest.mark.parametrize("name", list(style.STYLES.values()))
+def test_every_bundled_style_folder_carries_its_painting_and_its_card_shows_it(name):
+    from dl_core.style.card import PAINTINGS
+
+    folder = REPO_ROOT / "weights" / f"style-{name}"
+    painting = folder / "painting.jpg"
+    assert painting.is_file(), f"{painting} is missing: run python train/style.py card --weights {folder.relative_to(REPO_ROOT)}"
+    assert painting.stat().st_size <= 300_000
+    with Image.open(painting) as image:
+        assert image.format == "JPEG" and image.mode == "RGB" and max(image.size) == 768
+    title, painter, year = PAINTINGS[name]
+    card = (folder / "README.md").read_text()
+    assert f"![{title}](painting.jpg)" in card and f"*{title}*, {painter}, {year}: public domain." in card
+
+
+def test_the_painting_shows_without_the_data_set(bundled, monkeypatch, tmp_path):
+    monkeypatch.setenv("DL_DATA_DIR", str(tmp_path / "nonexistent"))
+    for display, name in style.STYLES.items():
+        view = style.stylise_photo(_photo(tmp_path), display, 256)
+        assert view.painting is not None and max(view.painting.size) == 400, display
+        assert style.bundled_painting(name) is not None
+
+
+def test_the_painting_comes_from_the_folder_the_weights_come_from(tiny_style, monkeypatch, tmp_path):
+    """A Hub repo (here a folder named by HUB_REPO_STYLE_STARRY_NIGHT) that holds painting.jpg shows that painting."""
+    monkeypatch.setenv("DL_DATA_DIR", str(tmp_path / "nonexistent"))
+    assert style.stylise_photo(_photo(tmp_path), STARRY, 256).painting is None  # this folder has none, nor the data root
+    Image.new("RGB", (300, 200), (250, 10, 10)).save(tmp_path / "style-starry_night" / "painting.jpg")
+    painting = style.stylise_photo(_photo(tmp_path), STARRY, 256).painting
+    assert painting.size == (300, 200) and painting.getpixel((5, 5))[0] > 200
+
+
+def test_examples_are_there_without_the_data_set(bundled, monkeypatch, tmp_path):
+    from demos.common import bundled_photos
+
+    monkeypatch.setenv("DL_DATA_DIR", str(tmp_path / "nonexistent"))
+    assert style.example_photos() == bundled_photos() and len(bundled_photos()) >= 3
+    app, _ = _tab()
+    datasets = [b for b in app.blocks.values() if type(b).__name__ == "Dataset"]
+    assert [Path(row[0]["path"]).name for row in datasets[0].samples] == [Path(p).name for p in bundled_photos()]
+    styles = list(style.STYLES) * len(bundled_photos())
+    for photo, display in zip(style.example_photos(), styles):  # every example works, and so does every bundled style
+        view = style.stylise_photo(photo, display, 256)
+        assert view.image is not None and max(view.image.size) == 256, (photo, display, view.notes)
+
+
+def test_stop_acts_after_the_current_step_and_says_so(tiny_style, tmp_path):
+    stop = style.StopSignal()
+    stop.press()  # a press before the run started is not for this run
+    run = style.live_style_transfer(_photo(tmp_path), STARRY, None,
+                                    style.LiveSettings(steps=300, size=96, report_every=100, layers=("stem",)), stop)
+    first = next(run)
+    assert first.status.startswith("step 0/300")
+    stop.press()
+    rest = list(run)
+    assert len(rest) == 1 and rest[-1].status.startswith("stopped at step 1/300") and "Stop pressed" in rest[-1].status
+    assert rest[-1].image is not None and rest[-1].grams is not None  # the stopped image and its Gram matrices
+    assert rest[-1].losses["step"].max() == 1
+
+
+def test_stop_is_wired_to_the_sessions_run_without_waiting_in_its_queue():
+    app, by_id = _tab()
+    stop, = _dependencies(app, by_id["style-stop-button"], "click")
+    live, = _dependencies(app, by_id["style-live-button"], "click")
+    stop_fn, live_fn = app.fns[stop["id"]], app.fns[live["id"]]
+    assert stop_fn.concurrency_limit is None and stop_fn.concurrency_id != live_fn.concurrency_id == "gatys"
+    assert stop["inputs"] == [live["inputs"][-1]] and type(app.blocks[stop["inputs"][0]]).__name__ == "State"
+    assert not stop["cancels"]  # cancelling would kill the run before it could say where it stopped
+
+
+def test_reconstruct_reports_every_step_of_every_layer(tmp_path):
+    calls = []
+    updates = list(style.reconstruct_from_layers(_photo(tmp_path), size=40, steps=3,
+                                                 progress=lambda fraction, desc=None: calls.append((fraction, desc))))
+    assert len(updates) == len(style.RECONSTRUCT_LAYERS) + 1
+    assert len(calls) == 3 * len(style.RECONSTRUCT_LAYERS)
+    fractions = [fraction for fraction, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0) and fractions[0] < 0.1
+    assert calls[0][1] == "layer 1/6 (stem): step 1/3" and calls[-1][1] == "layer 6/6 (block15): step 3/3"
+
+
+def test_outputs_are_cleared_when_the_photo_or_the_style_changes(bundled):
+    assert style.cleared_for_new_photo() == (None, "", None, None, None, "", [], "")
+    app, by_id = _tab()
+    photo_change, = _dependencies(app, by_id["style-photo"], "change")
+    cleared = {by_id[i]._id for i in ("style-instant-output", "style-instant-notes", "style-live-output", "style-loss-plot",
+                                       "style-grams", "style-live-status", "style-reconstructions", "style-reconstruct-status")}
+    assert set(photo_change["outputs"]) == cleared and len(photo_change["outputs"]) == len(style.cleared_for_new_photo())
+    style_change, = _dependencies(app, by_id["style-choice"], "change")
+    assert by_id["style-painting-view"]._id in style_change["outputs"] and by_id["style-live-output"]._id in style_change["outputs"]
+    assert by_id["style-reconstructions"]._id not in style_change["outputs"]  # reconstructions do not depend on the style
+    scream = style.cleared_for_new_style("The Scream (Munch)")
+    image, painting, notes, *live = scream
+    assert image is None and notes == "" and live == [None, None, None, ""]
+    assert painting.size != style.cleared_for_new_style(STARRY)[1].size  # the new style's own painting
+    assert style.cleared_for_new_style(style.YOUR_PAINTING)[1] is None
+
+
+def test_timings_are_measured_live_not_quoted(tiny_style, tmp_path):
+    import re
+
+    view = list(style.live_style_transfer(_photo(tmp_path), STARRY, None, style.LiveSettings(steps=2, size=96, report_every=1)))[-1]
+    assert re.search(r"done: 2 steps in \d+\.\d s, \d+ ms per step; the trained network's one pass on this photo took \d+ ms, "
+                     r"≈\d+× less \(both timed just now on this server\)", view.status), view.status
+    assert "timed just now on this server" in style.stylise_photo(_photo(tmp_path), STARRY, 256).notes
+    assert not re.search(r"\d\s*(ms|s)\b", style.EXPLANATION), "the panel quotes a time that this server may not reach"
+
+
+def test_the_api_names_its_parameters_and_outputs():
+    app, _ = _tab()
+    endpoints = app.get_api_info()["named_endpoints"]
+    assert set(endpoints) == {"/stylise", "/style_live", "/style_reconstruct"}
+    params = {name: [(p["parameter_name"], p["parameter_has_default"]) for p in e["parameters"]] for name, e in endpoints.items()}
+    assert params["/stylise"] == [("photo", False), ("style", True), ("output_size", True)]
+    assert params["/style_live"] == [("photo", False), ("style", True), ("painting", True), ("content_weight", True),
+                                     ("style_weight", True), ("style_layers", True), ("image_size", True), ("steps", True),
+                                     ("start_from", True), ("feature_network", True)]
+    assert params["/style_reconstruct"] == [("photo", False)]
+    labels = [r["label"] for e in endpoints.values() for r in e["returns"]]
+    assert all(label and not label.startswith("value_") for label in labels), labels
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), None, "`$1e9$`", True])
+def test_unusable_numbers_give_a_message(tiny_style, tmp_path, bad):
+    view = style.stylise_photo(_photo(tmp_path), STARRY, bad)
+    assert view.image is None and "*output size* must be a number from 256 to 1024" in view.notes
+    assert "$" not in view.notes and "`" not in view.notes  # a string sent as a number is not shown as typed (Markdown)
+    for field, name in (("steps", "steps"), ("size", "image size"), ("style_strength", "style weight"),
+                        ("content_strength", "content weight")):
+        settings = style.LiveSettings(**{"steps": 2, "size": 96, field: bad})
+        views = list(style.live_style_transfer(_photo(tmp_path), STARRY, None, settings))
+        assert len(views) == 1 and views[0].image is None and f"*{name}* must be a number" in views[0].status
+
+
+def test_out_of_range_numbers_are_brought_into_range_with_a_note(tiny_style, tmp_path):
+    view = style.stylise_photo(_photo(tmp_path, (400, 300)), STARRY, 10**6)
+    assert max(view.image.size) == 400 and "*output size* 1e+06 is outside 256–1024: used 1024." in view.notes
+    last = list(style.live_style_transfer(_photo(tmp_path), STARRY, None,
+                                          style.LiveSettings(steps=-3, size=96, style_strength=-1, report_every=1)))[-1]
+    assert "done" in last.status and "*steps* -3 is outside 1–500: used 1." in last.status
+    assert "*style weight* -1 is outside 0–4: used 0." in last.status
+
+
+def test_the_style_tab_served_alone_answers_scripts(tiny_style, tmp_path, monkeypatch):
+    """gradio_client against the tab: /style_live without a painting, None for a number (gradio_client sends no NaN:
+    JSON has none; the handler tests cover it), named outputs."""
+    import gradio as gr
+    from gradio_client import Client, handle_file
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    photo = handle_file(_photo(tmp_path))
+    with gr.Blocks() as app:
+        style.build()
+    _, url, _ = app.queue().launch(prevent_thread_lock=True, quiet=True, server_port=None)
+    try:
+        client = Client(url, verbose=False)
+        image, painting, notes = client.predict(photo, STARRY, None, api_name="/stylise")
+        assert image is None and "*output size* must be a number" in notes
+        job = client.submit(photo, STARRY, image_size=96, steps=2, style_layers=["stem"], api_name="/style_live")
+        image, losses, grams, status = job.result(timeout=120)
+        assert image and "done: 2 steps" in status
+        client.close()
+    finally:
+        app.close()
+
+
+def test_plots_have_their_own_titles_and_no_label_chip_over_them(tiny_style, tmp_path):
+    _, by_id = _tab()
+    plot, grams = by_id["style-loss-plot"], by_id["style-grams"]
+    assert plot.title == style.LOSS_PLOT_TITLE and plot.color == "term" and plot.colors_in_legend is None  # a legend of all terms
+    assert plot.show_label is False and grams.show_label is False
+    view = list(style.live_style_transfer(_photo(tmp_path), STARRY, None, style.LiveSettings(steps=1, size=96, layers=("stem",))))[-1]
+    assert view.grams.get_suptitle() == style.GRAM_TITLE
+
+
+def test_the_sections_fit_one_row_on_a_phone():
+    """At 420 px Gradio moves the sub-tabs that do not fit into a "⋯" menu (it hid "Reconstruct from one layer"):
+    these three short names fit in one row (checked in headless Chromium at 420 px)."""
+    app, by_id = _tab()
+    tabs = [b for b in app.blocks.values() if type(b).__name__ == "Tab"]
+    assert [t.label for t in tabs] == list(style.SECTIONS.values())
+    assert sum(len(t.label) for t in tabs) <= 30
+
+
+# --- every "what to try" of the panel, on the bundled networks (a sample photo, the smallest size, few steps) ----
+SAMPLE = str(REPO_ROOT / "samples" / "chelsea-the-cat.jpg")
+
+
+def _live(**settings):
+    return list(style.live_style_transfer(SAMPLE, STARRY, None, style.LiveSettings(size=96, report_every=1, **settings)))
+
+
+def test_try_raising_the_style_weight_and_starting_from_noise(bundled):
+    low, high = (_live(steps=8, style_strength=s)[-1].status for s in (0.25, 4))
+    content = [float(s.split("content ")[1].split(" ")[0]) for s in (low, high)]
+    style_loss = [float(s.split("style ")[1].split(" ")[0]) for s in (low, high)]
+    assert content[1] > content[0] and style_loss[1] < style_loss[0]  # the photo fades, the style gets closer
+    noise = _live(steps=8, start="noise")
+    assert float(noise[0].status.split("content ")[1].split(" ")[0]) > 0.5  # no trace of the photo at the start
+    totals = noise[-1].losses.query("term == 'total'")["loss"].tolist()
+    assert totals[-1] < 0.5 * totals[0]
+
+
+def test_try_shallow_or_deep_layers_only_and_the_gram_matrices_converge(bundled):
+    from dl_core.style.gatys import run_pixels
+
+    network = style.MODELS["starry_night"].get()
+    settings, grams = infer.trained_style_target(network)
+    extractor = style._extractor(settings)
+    photo = style._load_photo(SAMPLE, 96, [])
+
+    def gram_errors(layers):
+        image = photo if layers is None else run_pixels(infer.live_loss(settings, grams, extractor, 1, 1, layers), photo,
+                                                         steps=8).image
+        current = style._current_grams(extractor, image, ("stem", "block2", "block7", "block10"))
+        return {k: float(((g - grams[k]) ** 2).sum() / (grams[k] ** 2).sum()) for k, g in current.items()}
+
+    start, every = gram_errors(None), gram_errors(style.LiveSettings().layers)
+    shallow, deep = gram_errors(("stem", "block2", "block4")), gram_errors(("block7", "block10"))
+    assert all(every[k] < start[k] for k in start)  # the heat maps converge
+    assert shallow["block7"] > every["block7"] and shallow["block10"] > every["block10"]
+    assert deep["stem"] > every["stem"] and deep["block2"] > every["block2"]
+
+
+def test_try_starting_from_the_networks_output(bundled):
+    from_photo, from_network = _live(steps=8), _live(steps=8, start="network")
+
+    def style_curve(views):
+        return views[-1].losses.query("term == 'style × weight'").set_index("step")["loss"]
+
+    photo_curve, network_curve = style_curve(from_photo), style_curve(from_network)
+    assert network_curve[0] < 0.5 * photo_curve[0]
+    reached = next(step for step, loss in network_curve.items() if loss <= photo_curve[8])
+    assert reached <= 8 / 4  # a fraction of the steps
+
+
+def test_try_reconstructing_from_one_layer():
+    gallery, _ = list(style.reconstruct_from_layers(SAMPLE, size=64, steps=20))[-1]
+    photo = torch.from_numpy(np.asarray(gallery[0][0], dtype=np.float32) / 255)
+    error = {caption.split()[1]: float((torch.from_numpy(np.asarray(image, dtype=np.float32) / 255) - photo).abs().mean())
+             for image, caption in gallery[1:]}
+    assert error["stem"] < error["block2"] < error["block15"]
+
+
+def test_try_your_own_painting_live_but_not_instant(tmp_path):
+    painting = _file(tmp_path, Image.new("RGB", (80, 60), (200, 180, 20)), "painting.png")
+    assert style.stylise_photo(SAMPLE, style.YOUR_PAINTING).image is None
+    assert "train/style.py" in style.stylise_photo(SAMPLE, style.YOUR_PAINTING).notes
+    views = _live_with(painting)
+    assert views[-1].image is not None and "done" in views[-1].status
+
+
+def _live_with(painting):
+    return list(style.live_style_transfer(SAMPLE, style.YOUR_PAINTING, painting, style.LiveSettings(size=96, steps=2)))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -245,7 +246,7 @@ def test_train_script_end_to_end_and_evaluate_prints_json_last(tmp_path, capsys)
     main(["train", "--style", str(painting), "--content", str(content), "--heldout", str(heldout), "--channels", "4", "8", "16",
           "--residual-blocks", "1", "--epochs", "2", "--steps-per-epoch", "2", "--eval-steps", "3", "--eval-size", "40",
           "--out", str(out), *tiny])
-    assert {"README.md", "config.json", "model.safetensors", "metrics.json"} <= {p.name for p in out.iterdir()}
+    assert {"README.md", "config.json", "model.safetensors", "metrics.json", "painting.jpg"} <= {p.name for p in out.iterdir()}
     card = (out / "README.md").read_text()
     assert "python train/style.py train --style" in card and "Style ratio" in card and "Gatys step" in card
     assert f"python train/style.py evaluate --weights {out} --data {heldout} --size 40 --steps 3`" in card
@@ -315,3 +316,39 @@ def test_bundled_networks_store_their_paintings_gram_matrices(name, painting):
     fresh = style_grams(extractor, load_style_image(path, 256), list(stored))
     for layer, gram in stored.items():
         assert torch.allclose(gram, fresh[layer], rtol=2e-2, atol=1e-5), layer
+
+
+def test_export_painting_fits_the_painting_within_768_px_and_300_kb(tmp_path):
+    from dl_core.style.card import export_painting
+
+    rng = torch.Generator().manual_seed(0)
+    noisy = to_image(torch.rand(1, 3, 1500, 2000, generator=rng)[0])  # noise: the hardest picture to compress
+    noisy.save(tmp_path / "big.png")
+    path = export_painting(tmp_path / "big.png", tmp_path)
+    assert path == tmp_path / "painting.jpg" and path.stat().st_size <= 300_000
+    with Image.open(path) as image:
+        assert image.format == "JPEG" and image.size == (768, 576)
+    to_image(textured(1, 40)[0]).save(tmp_path / "small.png")
+    with Image.open(export_painting(tmp_path / "small.png", tmp_path)) as image:
+        assert image.size == (40, 40)  # never enlarged
+    with pytest.raises(ValueError, match="does not fit"):
+        export_painting(tmp_path / "big.png", tmp_path, max_bytes=1000)
+
+
+@pytest.mark.parametrize("name", ["shipwreck", "starry_night", "the_scream", "woman_with_hat_matisse"])
+def test_the_card_command_writes_the_bundled_painting_again(tmp_path, name):
+    """painting.jpg is the card command's output (from the painting in the data root), not a hand-made file."""
+    import shutil
+
+    from conftest import needs_shared
+    from dl_core.style.card import write_card
+
+    folder = REPO_ROOT / "weights" / f"style-{name}"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    needs_shared("style", Path(metrics["train_args"]["style"]).name)
+    copy = tmp_path / f"style-{name}"
+    copy.mkdir()
+    for file in ("config.json", "metrics.json"):
+        shutil.copy(folder / file, copy / file)
+    assert write_card(copy) == (folder / "README.md").read_text()
+    assert (copy / "painting.jpg").read_bytes() == (folder / "painting.jpg").read_bytes()

@@ -95,6 +95,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         model = model.cpu()
         print(json.dumps(metrics["heldout"]))
     metrics["history"] = history
+    if args.out:  # the painting travels with the weights (and any Hub push), so the tab and the card can show it
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        card.export_painting(args.style, args.out)
     cli.save(args, model, card.model_card(model.config, metrics), metrics)
 
 

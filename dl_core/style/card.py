@@ -1,6 +1,10 @@
 """A style network's model card, written entirely from its folder's config.json and metrics.json.
 
-    python train/style.py card --weights weights/style-starry_night     # rewrites that folder's README.md
+    python train/style.py card --weights weights/style-starry_night     # rewrites README.md and painting.jpg
+
+The folder also carries its painting, painting.jpg (export_painting: fitted within 768 px, at most 300 KB), so the
+card can show it and the app can show it beside the network wherever the folder comes from (the repository or a
+Hub repo), without the data set the painting came from.
 
 metrics.json holds what the card reports beyond the architecture: the training arguments and command line
 ("train_args"), the per-epoch history, time and hardware, the runs it was trained on from ("lineage"), and the
@@ -12,11 +16,57 @@ import json
 from pathlib import Path
 
 from dl_core import hub
-from dl_core.paths import REPO_ROOT, display_path
+from dl_core.paths import REPO_ROOT, data_path, display_path
 from dl_core.perceptual import WEIGHT_SOURCES
 from dl_core.style.data import describe_folder
 from dl_core.style.evaluate import EVAL_SIZE, GATYS_STEPS
+from dl_core.style.infer import PAINTING_FILE
 from dl_core.style.model import StyleNet, StyleNetConfig
+
+PAINTING_MAX_SIDE = 768  # px, the longer side: sharp enough to see the brush strokes on a card or in the tab
+PAINTING_MAX_BYTES = 300_000
+PAINTING_QUALITIES = (90, 85, 80, 75, 70, 60, 50)  # JPEG qualities tried in turn until the file fits
+# The bundled styles' paintings, for the card's credit line: (title, painter, year). All are public domain.
+PAINTINGS = {
+    "starry_night": ("The Starry Night", "Vincent van Gogh", 1889),
+    "the_scream": ("The Scream", "Edvard Munch", 1893),
+    "shipwreck": ("The Shipwreck", "J. M. W. Turner", 1805),
+    "woman_with_hat_matisse": ("Woman with a Hat", "Henri Matisse", 1905),
+}
+
+
+def export_painting(source: str | Path, folder: str | Path, max_side: int = PAINTING_MAX_SIDE,
+                    max_bytes: int = PAINTING_MAX_BYTES) -> Path:
+    """Write the painting into a weight folder as painting.jpg: RGB, fitted within max_side px (never enlarged),
+    at the highest of PAINTING_QUALITIES that keeps it within max_bytes. Returns the file."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(source) as original:
+        image = original.convert("RGB")
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    for quality in PAINTING_QUALITIES:
+        encoded = io.BytesIO()
+        image.save(encoded, "JPEG", quality=quality, optimize=True)
+        if encoded.tell() <= max_bytes:
+            break
+    else:
+        raise ValueError(f"{source} does not fit in {max_bytes} bytes as a {max(image.size)}-px JPEG even at quality "
+                         f"{PAINTING_QUALITIES[-1]}: pass a smaller max_side")
+    path = Path(folder) / PAINTING_FILE
+    path.write_bytes(encoded.getvalue())
+    return path
+
+
+def painting_source(train_args: dict) -> Path | None:
+    """The painting a network was trained on (train_args["style"], relative to the repository root as the train
+    command was run, else by its file name under the data root's style/), where this machine has it."""
+    recorded = Path(train_args["style"])
+    for candidate in (recorded if recorded.is_absolute() else REPO_ROOT / recorded, data_path("style", recorded.name)):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def training_lineage(folder: str | Path) -> list[dict]:
@@ -56,8 +106,9 @@ def complete_metrics(folder: str | Path, metrics: dict) -> dict:
 
 
 def write_card(folder: str | Path) -> str:
-    """Complete the folder's metrics.json (complete_metrics) and rewrite its README.md from it and config.json;
-    the weights and config.json are not touched. Returns the card."""
+    """Complete the folder's metrics.json (complete_metrics), rewrite its README.md from it and config.json, and
+    write painting.jpg from the painting it was trained on where this machine has it (an existing painting.jpg is
+    kept otherwise); the weights and config.json are not touched. Returns the card."""
     folder = Path(folder)
     metrics_file = folder / "metrics.json"
     metrics = json.loads(metrics_file.read_text())
@@ -66,6 +117,9 @@ def write_card(folder: str | Path) -> str:
         metrics_file.write_text(json.dumps(completed, indent=1))
     card = model_card(json.loads((folder / "config.json").read_text()), completed)
     (folder / "README.md").write_text(card)
+    source = painting_source(completed["train_args"])
+    if source is not None:
+        export_painting(source, folder)
     return card
 
 
@@ -97,6 +151,19 @@ def _lineage_section(lineage: list[dict], seconds: float) -> str:
         f"{run['epochs']} epochs × {run['steps_per_epoch']} batches of {run['bs']}, {run['seconds'] / 60:.1f} minutes on {run['hardware']}"))
 
 
+def _painting_section(train: dict) -> str:
+    """The painting as the card shows it (the folder's painting.jpg) and its credit."""
+    name = train["name"]
+    file = Path(train["style"]).name
+    if name in PAINTINGS:
+        title, painter, year = PAINTINGS[name]
+        credit = f"*{title}*, {painter}, {year}: public domain."
+    else:
+        title, credit = name.replace("_", " "), "The painting this network was trained on."
+    return (f"![{title}]({PAINTING_FILE})\n\n{credit} `{PAINTING_FILE}` is `{file}` fitted within {PAINTING_MAX_SIDE} px "
+            f"(written by `python train/style.py card`).\n")
+
+
 def model_card(config: StyleNetConfig | dict, metrics: dict) -> str:
     """The README.md of a weight folder, from its config (config.json's dict) and metrics.json."""
     model = StyleNet(config)  # the architecture only: the parameter count
@@ -123,6 +190,7 @@ convolutions, {config.residual_blocks} residual blocks, instance norm, upsample-
 {tuple(config.channels)}, {n_params / 1e6:.2f}M parameters, weights stored in fp16. It turns any photo into the
 style of the painting in one forward pass.
 
+{_painting_section(train)}
 ## Loss
 Perceptual loss (`dl_core/perceptual.py`) on frozen ImageNet **{loss["backbone"]}** features
 (activation smoothing: {smoothing}): content = relative feature error at `{loss["content_layer"]}`

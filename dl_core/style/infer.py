@@ -6,14 +6,15 @@ optimisation follows (lesson 13), and reconstructions of a photo from one featur
     loss = live_loss(settings, grams, feature_extractor(...), style_strength=2.0)
     for step in optimise_pixels(loss, photo, steps=200): ...
 
-The feature networks are loaded once per setting (feature_extractor is cached); paintings and sample photos are
-read from the data root (dl_core.paths.data_path) when it is there: they are not copied into the repository.
+The feature networks are loaded once per setting (feature_extractor is cached). A trained style's painting is
+its weight folder's painting.jpg (written by `train/style.py card`, so a Hub repo carries it too), else the
+data root's original (dl_core.paths.data_path) where that is present.
 """
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -34,6 +35,15 @@ def load_network(folder: str | Path) -> StyleNet:
 def feature_extractor(backbone: str = "efficientnet_lite0", smoothing: str | None = None, temperature: float = 1.0) -> FeatureExtractor:
     """A frozen ImageNet feature network (EfficientNet-Lite0 from its PyPI wheel, or VGG16), loaded once per setting."""
     return FeatureExtractor(backbone, smoothing=smoothing, temperature=temperature)
+
+
+PAINTING_FILE = "painting.jpg"  # a weight folder's copy of its painting (dl_core.style.card.export_painting)
+
+
+def folder_painting(folder: str | Path) -> Path | None:
+    """The painting a weight folder carries (painting.jpg), or None for a folder without one."""
+    path = Path(folder) / PAINTING_FILE
+    return path if path.is_file() else None
 
 
 def painting_file(name: str) -> Path | None:
@@ -64,7 +74,15 @@ def live_loss(settings: dict, grams: dict[str, torch.Tensor], extractor: Feature
                       style_weight=settings["style_weight"] * float(style_strength), **layers)
 
 
-def reconstruct_from_layer(photo: torch.Tensor, layer: str, steps: int, extractor: FeatureExtractor | None = None) -> PixelStep:
-    """Start from smooth noise and match only `layer`'s features of the photo (no style, no smoothing)."""
+def reconstruct_from_layer(photo: torch.Tensor, layer: str, steps: int, extractor: FeatureExtractor | None = None,
+                           after_step: Callable[[int], bool] | None = None) -> PixelStep:
+    """Start from smooth noise and match only `layer`'s features of the photo (no style, no smoothing).
+
+    after_step(step) is called after every update (e.g. to report progress) and returns True to stop there."""
     weights = LossWeights(content_layer=layer, style_layers=(), style_weight=0.0, tv_weight=0.0)
-    return run_pixels(StyleLoss(extractor or feature_extractor(), {}, weights), photo, steps=steps, lr=0.05, start="noise")
+    should_stop = None
+    if after_step is not None:
+        updates = iter(range(1, steps + 1))
+        should_stop = lambda: after_step(next(updates))  # noqa: E731 - optimise_pixels asks once per update
+    return run_pixels(StyleLoss(extractor or feature_extractor(), {}, weights), photo, steps=steps, lr=0.05, start="noise",
+                      should_stop=should_stop)
