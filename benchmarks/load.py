@@ -135,17 +135,25 @@ def main(argv=None) -> None:
     parser.add_argument("--requests", type=int, default=5, help="requests per client per round (default: 5)")
     parser.add_argument("--rounds", type=int, default=2, help="crowd rounds (default: 2)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds before a request counts as timed out (default: 300)")
+    parser.add_argument("--kinds", nargs="+", metavar="KIND", help="only these kinds of request (default: all)")
+    parser.add_argument("--app-log", type=Path, help="write the app's output here (tracebacks of failed requests)")
     args = parser.parse_args(argv)
 
     from gradio_client import Client
 
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(args.app_log, "w") if args.app_log else subprocess.DEVNULL  # noqa: SIM115 - closed with the app
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for_200(url, proc)
         kinds = request_kinds()
+        if args.kinds:
+            unknown = set(args.kinds) - set(kinds)
+            if unknown:
+                sys.exit(f"unknown kinds {sorted(unknown)}; choose from {sorted(kinds)}")
+            kinds = {name: kinds[name] for name in args.kinds}
         client = Client(url, verbose=False)
         single = {}
         for kind, (endpoint, kwargs) in kinds.items():
@@ -168,6 +176,8 @@ def main(argv=None) -> None:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if args.app_log:
+            log.close()
     print("targets met" if ok else "targets NOT met")
 
 

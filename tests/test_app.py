@@ -52,3 +52,9 @@ def test_the_app_writes_output_images_atomically_so_concurrent_identical_outputs
     result = race(writers=3, seconds=1.0, cache_dir=str(tmp_path))
     assert result["writes"] > 10 and result["reads"] > 100
     assert result["short reads"] == 0, result
+
+
+def test_uploads_and_outputs_expire_from_gradios_cache():
+    blocks = app_module.build_app(tabs=[_tab("solo", lambda: gr.Markdown("solo"))])
+    frequency, age = blocks.delete_cache
+    assert age <= 3600 and frequency <= 3600  # a long-running Space must not keep every upload forever

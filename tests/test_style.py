@@ -352,3 +352,31 @@ def test_the_card_command_writes_the_bundled_painting_again(tmp_path, name):
         shutil.copy(folder / file, copy / file)
     assert write_card(copy) == (folder / "README.md").read_text()
     assert (copy / "painting.jpg").read_bytes() == (folder / "painting.jpg").read_bytes()
+
+
+def test_optimising_pixels_leaves_no_thread_without_gradients_between_steps(extractor):
+    """A server resumes a streaming handler on whichever worker thread is free, and grad mode is per thread:
+    a `with no_grad()` held open across a `yield` left a thread without gradients, and the next request run on
+    it (integrated gradients, another live run) failed with "does not require grad"."""
+    import threading
+
+    photo = textured(0, 32)
+    loss = StyleLoss(extractor, {}, LossWeights(content_layer="block2", style_layers=(), style_weight=0.0))
+    steps = optimise_pixels(loss, photo, steps=4, report_every=1)
+    grad_modes = []
+
+    def resume_once():
+        next(steps)
+        grad_modes.append(torch.is_grad_enabled())
+
+    for _ in range(5):  # each step on a fresh thread, as a thread pool might
+        thread = threading.Thread(target=resume_once)
+        thread.start()
+        thread.join()
+    assert grad_modes == [True] * 5
+    torch.set_grad_enabled(False)  # and steps resumed on a thread whose grad mode is off still train
+    try:
+        reported = [step.step for step in optimise_pixels(loss, photo, steps=2, report_every=1)]
+    finally:
+        torch.set_grad_enabled(True)
+    assert reported == [0, 1, 2]

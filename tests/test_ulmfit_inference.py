@@ -112,3 +112,15 @@ def test_a_forward_and_backward_ensemble_averages_probabilities_and_attributions
     other_vocab = TextClassifier.from_language_model(LanguageModel(AWDLSTMConfig(vocab=list(SPECIAL_TOKENS) + ["x"], emb_dim=8, hidden_dim=12)))
     with pytest.raises(ValueError, match="vocabulary"):
         SentimentAnalyzer([forward, other_vocab])
+
+
+def test_attribution_works_on_a_thread_whose_grad_mode_was_left_off():
+    """Server threads are shared: a request must not depend on the grad mode the previous one left behind."""
+    a = analyzer()
+    text = a.prepare("The film was great. I loved it!")
+    expected = a.attribute(text, steps=8)
+    torch.set_grad_enabled(False)
+    try:
+        assert a.attribute(text, steps=8) == pytest.approx(expected)
+    finally:
+        torch.set_grad_enabled(True)

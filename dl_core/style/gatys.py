@@ -76,13 +76,18 @@ def optimise_pixels(
         return PixelStep(step, image.detach().clone(), float(terms.content), float(terms.style), float(terms.total.detach()),
                          terms.per_layer)
 
+    # Grad mode is per thread, and a server may resume this generator on another thread each time: so no
+    # `with no_grad()` may stay open across a `yield` (it would leave that thread without gradients for whatever
+    # runs on it next), and every step says explicitly that it needs gradients.
     with torch.no_grad():
-        yield snapshot(0, loss(image, target))
+        first = snapshot(0, loss(image, target))
+    yield first
     for step in range(1, steps + 1):
-        optimiser.zero_grad(set_to_none=True)
-        terms = loss(image, target)
-        terms.total.backward()
-        optimiser.step()
+        with torch.enable_grad():
+            optimiser.zero_grad(set_to_none=True)
+            terms = loss(image, target)
+            terms.total.backward()
+            optimiser.step()
         with torch.no_grad():
             image.clamp_(0, 1)
         stopping = should_stop is not None and should_stop()

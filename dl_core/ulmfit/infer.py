@@ -82,6 +82,7 @@ class SentimentAnalyzer:
         per_model = [self._integrated_gradients(model, text.ids, steps, target) for model in self.classifiers]
         return torch.stack(per_model).mean(0).tolist()
 
+    @torch.enable_grad()  # explicitly: it must not depend on the grad mode a server thread was left in
     def _integrated_gradients(self, model: TextClassifier, token_ids: list[int], steps: int, target: str) -> torch.Tensor:
         enc = model.encoder
         target_index = self.classes.index(target)
