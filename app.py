@@ -59,10 +59,32 @@ def serve(app: gr.Blocks, **launch_options):
     return app.launch(max_file_size=MAX_UPLOAD, **launch_options)
 
 
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas for a server's worker threads; True if the cap was set.
+
+    glibc gives threads that allocate at the same time arenas of their own (up to 8 per core) and seldom hands
+    their free memory back, so resident memory crept up with every crowd of requests. With two arenas, 12
+    concurrent users x 5 mixed requests settle at the same memory in round 2 as in round 1, at the same
+    latency (`python -m benchmarks.load`; docs/benchmarks.md). A MALLOC_ARENA_MAX set by the user wins.
+    """
+    import ctypes
+    import os
+
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): nothing to tune
+        return False
+    m_arena_max = -8  # from glibc's malloc.h
+    return bool(libc.mallopt(m_arena_max, arenas))
+
+
 def launch(tabs=None) -> None:
-    """Seed, size torch for the 2-core CPU, and serve (the whole app, or the given tab modules alone)."""
+    """Seed, size torch and malloc for the 2-core CPU, and serve (the whole app, or the given tab modules alone)."""
     import torch
 
+    limit_malloc_arenas()  # before the server starts its worker threads
     torch.manual_seed(0)
     torch.set_num_threads(2)
     serve(build_app(tabs))

@@ -64,15 +64,14 @@ def measure(args: list[str], translate: bool) -> tuple[float, float]:
             photo = Path("/tmp/app-startup-photo.jpg")
             Image.new("RGB", (640, 480), (90, 120, 150)).save(photo)
             client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            client.predict("Je suis content de te voir.", 5, "", api_name="/translate")
+            client.predict(french_text="Je suis content de te voir.", api_name="/translate")
             review = "A wonderful film. The acting is superb and the story is moving. " * 20
-            client.predict(review, api_name="/classify")
-            client.predict(review, 20, 0.8, 40, 0, api_name="/continue_text")
-            client.predict(handle_file(str(photo)), 0.3, 0.45, True, "4×4", api_name="/detect")
+            client.predict(review=review, api_name="/classify")
+            client.predict(review=review, api_name="/continue_text")
+            client.predict(photo=handle_file(str(photo)), api_name="/detect")
             for style in ("Starry Night (Van Gogh)", "The Scream (Munch)", "The Shipwreck (Turner)", "Woman with a Hat (Matisse)"):
-                client.predict(handle_file(str(photo)), style, 512, api_name="/stylise")
-            client.predict(handle_file(str(photo)), "Starry Night (Van Gogh)", None, 1.0, 1.0,
-                           ["stem", "block2", "block4", "block7", "block10"], 256, 20, "content", api_name="/style_live")
+                client.predict(photo=handle_file(str(photo)), style=style, output_size=512, api_name="/stylise")
+            client.predict(photo=handle_file(str(photo)), steps=20, api_name="/style_live")
             client.close()
         time.sleep(0.5)
         return ready - start, rss_mb(proc)

@@ -58,3 +58,13 @@ def test_uploads_and_outputs_expire_from_gradios_cache():
     blocks = app_module.build_app(tabs=[_tab("solo", lambda: gr.Markdown("solo"))])
     frequency, age = blocks.delete_cache
     assert age <= 3600 and frequency <= 3600  # a long-running Space must not keep every upload forever
+
+
+def test_malloc_arenas_are_capped_unless_the_user_chose_a_cap(monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert app_module.limit_malloc_arenas() is False  # the user's setting wins
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    import platform
+
+    if platform.libc_ver()[0] == "glibc":
+        assert app_module.limit_malloc_arenas() is True
