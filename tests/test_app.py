@@ -33,6 +33,7 @@ def test_a_tab_whose_build_raises_becomes_an_error_tab_and_the_others_still_buil
 
 
 def test_launch_alone_serves_just_that_tab(monkeypatch):
+    monkeypatch.setattr(app_module, "limit_malloc_arenas", lambda: False)  # a server's setting, not the test run's
     served = []
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: served.append(self))
     tab = _tab("solo", lambda: gr.Markdown("solo", elem_id="solo-text"))
@@ -60,11 +61,19 @@ def test_uploads_and_outputs_expire_from_gradios_cache():
     assert age <= 3600 and frequency <= 3600  # a long-running Space must not keep every upload forever
 
 
-def test_malloc_arenas_are_capped_unless_the_user_chose_a_cap(monkeypatch):
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert app_module.limit_malloc_arenas() is False  # the user's setting wins
-    monkeypatch.delenv("MALLOC_ARENA_MAX")
+def test_malloc_arenas_are_capped_unless_the_user_chose_a_cap():
+    """Run in a fresh interpreter each: the cap is process-wide and must not change how the test run allocates."""
+    import os
     import platform
+    import subprocess
+    import sys
 
+    def capped(**env) -> str:
+        code = "import app; print(app.limit_malloc_arenas())"
+        environment = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | env
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                              cwd=app_module.__file__.rsplit("/", 1)[0], timeout=120).stdout.strip()
+
+    assert capped(MALLOC_ARENA_MAX="4") == "False"  # the user's setting wins
     if platform.libc_ver()[0] == "glibc":
-        assert app_module.limit_malloc_arenas() is True
+        assert capped() == "True"
