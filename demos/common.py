@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import tempfile
 import threading
 import traceback
@@ -148,3 +149,42 @@ class ImageFile(gr.Image):
         if payload is not None and payload.path:
             return str(payload.path)
         return super().preprocess(payload)
+
+
+def code_span(text: str) -> str:
+    """`text` as a Markdown code span that shows it exactly as typed: a fence longer than any run of backticks
+    inside it (CommonMark), so a backtick, `*`, `<` or `&` in a token cannot end the span or become markup;
+    padded when it starts or ends with a backtick or a space, which CommonMark would otherwise eat."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text[:1] in "` " or text[-1:] in "` " else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+# Gradio's own input checks let NaN through and answer None or text from an API client with a bare "Error".
+# These components hand the handler the value as sent, so the tab's handler can say what is wrong.
+class RawSlider(gr.Slider):
+    """A gr.Slider whose value reaches the handler unchecked (None, NaN, text, out of range included)."""
+
+    is_template = True  # use gr.Slider's front end
+
+    def preprocess(self, payload):
+        return payload
+
+
+class RawRadio(gr.Radio):
+    """A gr.Radio whose value reaches the handler unchecked, so an unknown choice gets the tab's own message."""
+
+    is_template = True  # use gr.Radio's front end
+
+    def preprocess(self, payload):
+        return payload
+
+
+class RawNumber(gr.Number):
+    """A gr.Number whose value reaches the handler unchecked (e.g. an integer too long for a float)."""
+
+    is_template = True  # use gr.Number's front end
+
+    def preprocess(self, payload):
+        return payload

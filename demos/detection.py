@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from demos.common import ImageFile, LazyModel, ModelUnavailable, bundled_photos, folder_metrics
+from demos.common import ImageFile, LazyModel, ModelUnavailable, RawRadio, RawSlider, bundled_photos, folder_metrics
 from dl_core.paths import data_path
 
 ID = "detection"
@@ -314,35 +314,16 @@ def focal_loss_plot(gamma=DEFAULT_GAMMA):
 
 
 # --- layout and wiring ---------------------------------------------------------------------------------
-class CheckedSlider(gr.Slider):
-    """A gr.Slider whose value reaches the handler as sent: the handler checks it and explains a bad one
-    (gr.Slider's own check lets NaN through and fails with a bare error on None or text)."""
-
-    is_template = True  # use gr.Slider's front end
-
-    def preprocess(self, payload):
-        return payload
-
-
-class CheckedRadio(gr.Radio):
-    """A gr.Radio whose value reaches the handler as sent, so an unknown choice gets the tab's own message."""
-
-    is_template = True  # use gr.Radio's front end
-
-    def preprocess(self, payload):
-        return payload
-
-
 def build() -> None:
     with gr.Row():
         with gr.Column(scale=3):
             with gr.Row():
                 image = ImageFile(type="filepath", label="Photo", sources=["upload", "clipboard"], elem_id="detection-input", height=320)
                 with gr.Column(min_width=200):
-                    score = CheckedSlider(*SCORE_RANGE, value=DEFAULT_SCORE, step=0.05, label="score threshold")
-                    iou = CheckedSlider(*IOU_RANGE, value=DEFAULT_IOU, step=0.05, label="NMS IoU threshold")
+                    score = RawSlider(*SCORE_RANGE, value=DEFAULT_SCORE, step=0.05, label="score threshold")
+                    iou = RawSlider(*IOU_RANGE, value=DEFAULT_IOU, step=0.05, label="NMS IoU threshold")
                     use_nms = gr.Checkbox(value=DEFAULT_NMS, label="NMS (untick to see the boxes before it)")
-                    grid = CheckedRadio(GRID_CHOICES, value=DEFAULT_GRID, label="anchor grid to draw")
+                    grid = RawRadio(GRID_CHOICES, value=DEFAULT_GRID, label="anchor grid to draw")
                     button = gr.Button("Detect", variant="primary", elem_id="detection-button")
             for label, photos in example_sets():
                 gr.Examples([[p] for p in photos], inputs=[image], cache_examples=False, label=label,
@@ -364,7 +345,7 @@ def build() -> None:
             gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
                                                        {"left": "$", "right": "$", "display": False}])
             about = gr.Markdown(label="about the weights", elem_id="detection-about")  # filled by a detection
-            gamma = CheckedSlider(*GAMMA_RANGE, value=DEFAULT_GAMMA, step=0.5, label="focal loss γ")
+            gamma = RawSlider(*GAMMA_RANGE, value=DEFAULT_GAMMA, step=0.5, label="focal loss γ")
             focal_plot = gr.Plot(value=focal_figure(), label="focal loss curves", show_label=False)
 
     inputs, outputs = [image, score, iou, use_nms, grid], [ssd, largest, anchors, table, notes, about]

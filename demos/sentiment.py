@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from demos.common import LazyModel, ModelUnavailable, folder_metrics
+from demos.common import LazyModel, ModelUnavailable, RawNumber, RawSlider, code_span, folder_metrics
 
 ID = "sentiment"
 TITLE = "Lesson 10 · Sentiment"
@@ -144,13 +144,6 @@ class ContinuationView:
         return self.text, self.next_words or None, self.notes
 
 
-def code_span(text: str) -> str:
-    """`text` as a Markdown code span that shows it exactly as typed: a fence longer than any run of
-    backticks inside, padded when the text starts or ends with one (CommonMark's rule)."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text[:1] == "`" or text[-1:] == "`" else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -487,25 +480,6 @@ def schedule_figure():
 
 
 # --- layout and wiring ---------------------------------------------------------------------------------
-class UncheckedSlider(gr.Slider):
-    """A gr.Slider whose value reaches the handler as sent: gr.Slider's own check answers NaN or None from an
-    API client with Gradio's generic "Error"; the handler (read_setting) explains the range instead."""
-
-    is_template = True  # gr.Slider's front end
-
-    def preprocess(self, payload):
-        return payload
-
-
-class UncheckedNumber(gr.Number):
-    """A gr.Number whose value reaches the handler as sent (read_seed takes any integer, however long)."""
-
-    is_template = True  # gr.Number's front end
-
-    def preprocess(self, payload):
-        return payload
-
-
 def classify_review(review: str = ""):
     """API /classify: the tokens, the probabilities, which words pushed them (HTML) and notes (Markdown)."""
     return analyse(review).as_tuple()
@@ -537,10 +511,10 @@ def build() -> None:
             gr.Markdown("### The language model underneath\nThe classifier's encoder started as this language model, "
                         "fine-tuned on IMDB reviews. Here it continues your text.")
             with gr.Row():
-                n_words = UncheckedSlider(1, MAX_WORDS, value=20, step=1, label="words to generate")
-                temperature = UncheckedSlider(0.1, 2.0, value=0.8, step=0.05, label="temperature")
-                top_k = UncheckedSlider(1, 200, value=40, step=1, label="top-k")
-                seed = UncheckedNumber(0, precision=0, label="seed")
+                n_words = RawSlider(1, MAX_WORDS, value=20, step=1, label="words to generate")
+                temperature = RawSlider(0.1, 2.0, value=0.8, step=0.05, label="temperature")
+                top_k = RawSlider(1, 200, value=40, step=1, label="top-k")
+                seed = RawNumber(0, precision=0, label="seed")
             generate = gr.Button("Continue the text", elem_id="sentiment-generate")
             with gr.Row():
                 with gr.Column(scale=3):

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import gradio as gr
 
-from demos.common import ImageFile, LazyModel, ModelUnavailable, bundled_photos, folder_metrics
+from demos.common import ImageFile, LazyModel, ModelUnavailable, RawSlider, bundled_photos, folder_metrics
 from dl_core.paths import WEIGHTS_DIR, data_path, display_path
 from dl_core.perceptual import DEFAULT_LAYERS, GRAM_LAYERS, VGG16_TAPS
 from dl_core.style import infer
@@ -127,16 +127,6 @@ def checked_number(value, name: str, low: float, high: float, notes: list[str]) 
         notes.append(f"*{name}* {number:g} is outside {low:g}–{high:g}: used {clamped:g}.")
         return clamped
     return number
-
-
-class NumberSlider(gr.Slider):
-    """A gr.Slider that hands the handler whatever number was sent (None, NaN, out of range included), so the
-    handler can say what is wrong (checked_number) instead of Gradio failing with a generic error."""
-
-    is_template = True  # gr.Slider's front end
-
-    def preprocess(self, payload):
-        return payload
 
 
 def _load_photo(source, max_side: int, notes: list[str]):
@@ -537,7 +527,7 @@ def build() -> None:
                 with gr.Tab(SECTIONS["instant"], id="instant", elem_id="style-instant-tab"):
                     gr.Markdown("**Lesson 14**: a network trained on the painting stylises the photo in one forward pass.")
                     with gr.Row():
-                        size = NumberSlider(*INSTANT_SIZES, value=512, step=32, label="output size (longer side, px)")
+                        size = RawSlider(*INSTANT_SIZES, value=512, step=32, label="output size (longer side, px)")
                         instant_button = gr.Button("Stylise", variant="primary", elem_id="style-instant-button")
                     with gr.Row():
                         instant_image = gr.Image(label="Stylised by the network", type="pil", elem_id="style-instant-output")
@@ -547,10 +537,10 @@ def build() -> None:
                 with gr.Tab(SECTIONS["live"], id="live", elem_id="style-live-tab"):
                     gr.Markdown("**Lesson 13**: Gatys' optimisation of the pixels themselves, step by step.")
                     with gr.Row():
-                        content_strength = NumberSlider(*STRENGTHS, value=1, step=0.1, label="content weight (× the trained networks')")
-                        style_strength = NumberSlider(*STRENGTHS, value=1, step=0.1, label="style weight (× the trained networks')")
-                        live_size = NumberSlider(*LIVE_SIZES, value=256, step=16, label="image size (px, capped)")
-                        steps = NumberSlider(10, MAX_STEPS, value=200, step=10, label="steps", elem_id="style-steps")
+                        content_strength = RawSlider(*STRENGTHS, value=1, step=0.1, label="content weight (× the trained networks')")
+                        style_strength = RawSlider(*STRENGTHS, value=1, step=0.1, label="style weight (× the trained networks')")
+                        live_size = RawSlider(*LIVE_SIZES, value=256, step=16, label="image size (px, capped)")
+                        steps = RawSlider(10, MAX_STEPS, value=200, step=10, label="steps", elem_id="style-steps")
                     with gr.Row():
                         backbone = gr.Radio(list(BACKBONES), value=next(iter(BACKBONES)), label="feature network",
                                             elem_id="style-backbone")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from demos.common import LazyModel, ModelUnavailable, folder_metrics
+from demos.common import LazyModel, ModelUnavailable, code_span, folder_metrics
 from dl_core.paths import data_path, display_path
 
 ID = "translation"
@@ -78,13 +78,6 @@ class TranslationView:
         return self.greedy, self.beam, self.notes, self.attention_figure, self.hypotheses, self.scores
 
 
-def code_span(text: str) -> str:
-    """`text` as a Markdown code span that shows it exactly as typed: a fence longer than any run of backticks
-    inside it (CommonMark), so a backtick, `*`, `<` or `&` in a token cannot end the span or become markup."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text[:1] in "` " or text[-1:] in "` " else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from conftest import fresh_model
-from demos import sentiment
+from demos import common, sentiment
 
 
 @pytest.fixture
@@ -385,7 +385,7 @@ def test_api_endpoints_have_descriptive_parameters_defaults_and_fixed_labels():
 
 def test_the_wired_functions_pass_settings_through_unchecked_to_the_handler(bundled):
     app = _tab_app()
-    sliders = [b for b in app.blocks.values() if isinstance(b, (sentiment.UncheckedSlider, sentiment.UncheckedNumber))]
+    sliders = [b for b in app.blocks.values() if isinstance(b, (common.RawSlider, common.RawNumber))]
     assert len(sliders) == 4  # NaN and None reach read_setting/read_seed, which say what is wrong
     assert all(math.isnan(b.preprocess(float("nan"))) and b.preprocess(None) is None for b in sliders)
     tokens, probabilities, attribution, notes = sentiment.classify_review("Great film \ud800")
