@@ -86,3 +86,15 @@ def complete_folder_size(name: str) -> int:
     files = {p.name: p.stat().st_size for p in (REPO_ROOT / "weights" / name).iterdir()}
     assert {"model.safetensors", "config.json", "README.md", "metrics.json"} <= files.keys(), name
     return sum(files.values())
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A valid PNG that claims width x height pixels in a few bytes: a decompression bomb, to test the limits."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))

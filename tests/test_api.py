@@ -8,13 +8,11 @@ encode (NaN, infinity, null where a number belongs, lone surrogates) go through 
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 
 import httpx
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, png_header
 
 pytestmark = pytest.mark.slow
 
@@ -51,20 +49,13 @@ def bad_files(tmp_path_factory):
         "empty file": ("empty.png", b""),
         "svg": ("drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
         # a valid PNG header claiming 30,000 x 30,000 pixels: a decompression bomb in 60 bytes
-        "giant dimensions": ("giant.png", _png_header(30_000, 30_000)),
+        "giant dimensions": ("giant.png", png_header(30_000, 30_000)),
     }
     paths = {}
     for name, (filename, data) in files.items():
         paths[name] = folder / filename
         paths[name].write_bytes(data)
     return paths
-
-
-def _png_header(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
 
 
 def call_with_client(client, endpoint: str, **kwargs) -> tuple[str, object]:

@@ -4,16 +4,14 @@ import json
 import math
 import shutil
 import socket
-import struct
 import types
-import zlib
 
 import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO_ROOT, fresh_model, needs_shared
+from conftest import REPO_ROOT, fresh_model, needs_shared, png_header
 from demos import detection
 from demos.common import bundled_photos
 
@@ -186,20 +184,12 @@ def test_bad_files_give_a_message(bundled, tmp_path, content, message):
     assert message in view.notes and view.ssd is None
 
 
-def _png_header(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
-
-
 def test_a_giant_image_is_refused_before_decoding(bundled, tmp_path):
     path = tmp_path / "giant.png"
-    path.write_bytes(_png_header(10_000, 10_000))  # 100 megapixels claimed by a tiny file
+    path.write_bytes(png_header(10_000, 10_000))  # 100 megapixels claimed by a tiny file
     view = detection.detect(str(path))
     assert "10000×10000" in view.notes and "megapixels" in view.notes and view.ssd is None
-    path.write_bytes(_png_header(30_000, 30_000))  # past Pillow's own decompression-bomb limit
+    path.write_bytes(png_header(30_000, 30_000))  # past Pillow's own decompression-bomb limit
     view = detection.detect(str(path))
     assert view.notes.startswith("⚠️") and "megapixels" in view.notes and view.ssd is None
 
