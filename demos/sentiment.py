@@ -92,29 +92,56 @@ def _check_lm(lm) -> None:
     lm.reset()  # the check's words must not become the start of a user's text
 
 
+_SHORT = ("# one-line reviews: the IMDB LM fine-tuned on rt-polarity's text, then classifiers (CPU, about 40 minutes)\n"
+          "python train/lm.py train --data ../shared/data/sentiment/rt-polarity.pos --init weights/sentiment-lm --out runs/rt/lm-fwd "
+          "--bs 32 --epochs 6 --drop-mult 0.3 --min-freq 2 --lr 3e-3 --valid-fraction 0.05\n"
+          "python train/sentiment.py train --data ../shared/data/sentiment/rt-polarity.pos --lm runs/rt/lm-fwd --out runs/rt/clf-fwd "
+          "--epochs 8 --drop-mult 0.5 --lr 1e-2\n"
+          "python -m dl_core.hub int8 runs/rt/clf-fwd weights/sentiment-rt\n"
+          "# and the same with --backwards for weights/sentiment-rt-bwd: docs/training.md has every command")
+
 CLASSIFIER = LazyModel("sentiment", _load_classifier, _PIPELINE, check=_check_classifier)
 BACKWARD = LazyModel("sentiment-bwd", _load_classifier, _BACKWARD, check=_check_classifier)  # optional: the forward model works alone
+SHORT = LazyModel("sentiment-rt", _load_classifier, _SHORT, check=_check_classifier)  # optional: without it IMDB's read everything
+SHORT_BACKWARD = LazyModel("sentiment-rt-bwd", _load_classifier, _SHORT, check=_check_classifier)
 LM = LazyModel("sentiment-lm", _load_lm, _PIPELINE, check=_check_lm)
+CLASSIFIERS = {m.name: m for m in (CLASSIFIER, BACKWARD, SHORT, SHORT_BACKWARD)}
+
+
+def _load_for_tab(name: str, required: bool):
+    """A classifier of the tab's bundle (dl_core.ulmfit.infer.APP_BUNDLE); None for an optional one that is missing."""
+    if required:
+        return CLASSIFIERS[name].get()
+    try:
+        return CLASSIFIERS[name].get()
+    except ModelUnavailable:
+        return None
 
 
 def _analyzer(need_lm: bool):
-    """A SentimentAnalyzer over the forward classifier and, when it loads, the backward one (ULMFiT's
-    ensemble), and the LM when `need_lm`. Raises ModelUnavailable if the forward classifier cannot load."""
-    from dl_core.ulmfit.infer import SentimentAnalyzer
+    """The tab's SentimentAnalyzer (app_analyzer: what `train/sentiment.py evaluate --app` scores), with the LM when
+    `need_lm`. Raises ModelUnavailable if the forward IMDB classifier cannot load."""
+    from dl_core.ulmfit.infer import app_analyzer
 
-    return SentimentAnalyzer(_classifiers(), LM.get() if need_lm else None)
-
-
-def _classifiers() -> list:
-    forward = CLASSIFIER.get()
-    try:
-        return [forward, BACKWARD.get()]
-    except ModelUnavailable:
-        return [forward]
+    return app_analyzer(_load_for_tab, LM.get() if need_lm else None)
 
 
-BACKWARD_MISSING = ("The backward classifier (`sentiment-bwd`) is not available, so this is the forward model alone, "
+BACKWARD_MISSING = ("The backward classifier (`{name}`) is not available, so this is the forward model alone, "
                     "a little less accurate than the two together. The **How well they do** panel says why.")
+
+
+def reader_note(reader: str, n_words: int, has_short: bool, short_max_words: int) -> str:
+    """Which classifiers read the text, and why (its length)."""
+    from dl_core.ulmfit.infer import READER_NAMES
+
+    if reader == "short":
+        return (f"{n_words} word{'s' if n_words != 1 else ''} (at most {short_max_words}): read by {READER_NAMES['short']}. "
+                "Longer texts go to the classifiers trained on whole IMDB reviews.")
+    if not has_short:
+        return (f"Read by {READER_NAMES['long']}; the short-text classifiers (`sentiment-rt`) are not available, "
+                f"so short texts go to them too. {SHORT.note or ''}").strip()
+    return (f"{n_words:,} words (more than {short_max_words}): read by {READER_NAMES['long']}. "
+            f"Texts up to {short_max_words} words go to classifiers trained on one-line reviews.")
 
 
 # --- pure handlers -------------------------------------------------------------------------------------
@@ -320,6 +347,7 @@ def attribution_html(text: str, pieces: list[tuple[int, int, float]], n_unscored
 def analyse(text: str | None) -> SentimentView:
     """Classify `text` and attribute the prediction to its words; problems become notes, never exceptions."""
     from dl_core.text import Vocab, fix_html
+    from dl_core.ulmfit.infer import count_words
 
     try:
         text, notes = clean_input(text)
@@ -331,14 +359,16 @@ def analyse(text: str | None) -> SentimentView:
         analyzer = _analyzer(need_lm=False)
     except ModelUnavailable as err:
         return SentimentView([], {}, "", str(err))
-    backward_note = BACKWARD.note if len(analyzer.classifiers) > 1 else BACKWARD_MISSING
-    notes += [note for note in (CLASSIFIER.note, backward_note) if note]
     prepared = analyzer.prepare(text)
+    group = analyzer.readers[prepared.reader]
+    first, second = (CLASSIFIER, BACKWARD) if prepared.reader == "long" else (SHORT, SHORT_BACKWARD)
+    backward_note = second.note if len(group) > 1 else BACKWARD_MISSING.format(name=second.name)
+    notes += [note for note in (first.note, backward_note) if note]
     words = len(prepared.ids) - 1 - sum(t in TOKEN_KINDS for t in prepared.tokens[1:])
     if len(prepared.ids) <= 1:
         return SentimentView([], {}, "", "There is nothing the model can read in this text (only spaces or symbols it drops).")
     if words <= 2:
-        notes.append("Only a word or two: the model was trained on whole reviews, so expect a weak, noisy guess.")
+        notes.append("Only a word or two: the models learnt from whole sentences, so expect a weak, noisy guess.")
     if prepared.n_cut:
         notes.append(f"The classifier reads the first {len(prepared.ids):,} tokens; the other {prepared.n_cut:,} were cut.")
     if prepared.n_unknown:
@@ -356,9 +386,12 @@ def analyse(text: str | None) -> SentimentView:
     seconds = time.perf_counter() - started
     shown = fix_html(text)  # what the tokeniser read: the typed text, HTML entities and <br /> decoded
     pieces = typed_pieces(shown, scored.original_tokens, scores)
+    reader = reader_note(prepared.reader, count_words(prepared.original_tokens[1:]), "short" in analyzer.readers,
+                         analyzer.short_max_words)
     return SentimentView(
         token_view(prepared.original_tokens, prepared.ids), probabilities,
-        attribution_html(shown, pieces, len(prepared.ids) - len(scored.ids), seconds), "\n\n".join(f"⚠️ {n}" for n in notes),
+        attribution_html(shown, pieces, len(prepared.ids) - len(scored.ids), seconds),
+        "\n\n".join([*(f"⚠️ {n}" for n in notes), f"ℹ️ {reader}"]),
     )
 
 
@@ -416,10 +449,21 @@ def baselines_sentence(metrics: dict) -> str:
     return f"For scale, without a neural network: {scores} (`python -m benchmarks.sentiment_baselines`)."
 
 
+def app_sentence(metrics: dict) -> str:
+    """The tab's own scores (`train/sentiment.py evaluate --app --write`, kept in the IMDB classifier's metrics.json)."""
+    scores = [f"**{r['accuracy']:.1%}** on {r['n']:,} held-out {name} texts" for name, r in metrics.get("app", {}).items()]
+    if not scores:
+        return ""
+    return ("**The tab's prediction** (each text read by the classifiers its length picks): " + ", ".join(scores)
+            + " (`python train/sentiment.py evaluate --app --data …`).")
+
+
 def model_facts() -> str:
     """What the loaded classifiers and LM were trained on and how well they do, from their metrics.json."""
-    lines, ensemble_shown, baselines = [], False, ""
-    for model, what in ((CLASSIFIER, "classifier"), (BACKWARD, "backward classifier"), (LM, "language model")):
+    lines, ensembles_shown, baselines, app = [], set(), "", ""
+    models = ((CLASSIFIER, "IMDB classifier"), (BACKWARD, "IMDB backward classifier"), (SHORT, "one-line classifier"),
+              (SHORT_BACKWARD, "one-line backward classifier"), (LM, "language model"))
+    for model, what in models:
         try:
             model.get()
         except ModelUnavailable as err:
@@ -433,20 +477,22 @@ def model_facts() -> str:
         runs = [*metrics.get("lineage", []), facts]  # a classifier trained on from another (--init-classifier) lists its runs
         trained = " + ".join(f"{run.get('seconds', 0) / 60:.1f} minutes on {run.get('hardware', '?')}" for run in runs)
         baselines = baselines or baselines_sentence(metrics)
+        app = app or app_sentence(metrics)
         if "heldout" in metrics:
             extra = "".join(f"; {Path(name).name.split('.')[0]} held-out {m['accuracy']:.1%} ({m['n']:,} texts)"
                             for name, m in metrics.get("extra", {}).items())
             lines.append(f"**{what}** ({facts.get('n_params', 0) / 1e6:.1f}M parameters, {trained}): accuracy "
                          f"**{metrics['heldout']['accuracy']:.1%}** on {metrics['heldout']['n']:,} held-out "
                          f"{facts.get('data', '')} texts{extra}.")
-            if "ensemble" in metrics and not ensemble_shown:  # evaluate --write records the ensemble beside each member
-                ens, ensemble_shown = metrics["ensemble"], True
-                lines.append(f"**the two together** (the tab's prediction: their probabilities averaged): accuracy "
+            ens = metrics.get("ensemble")  # evaluate --write records an ensemble beside each member
+            if ens and tuple(ens["members"]) not in ensembles_shown:
+                ensembles_shown.add(tuple(ens["members"]))
+                lines.append(f"**the two together** (their probabilities averaged): accuracy "
                              f"**{ens['accuracy']:.1%}** on {ens['n']:,} held-out {ens['data']} texts.")
         elif "valid" in metrics:
             lines.append(f"**{what}** ({facts.get('n_params', 0) / 1e6:.1f}M parameters, {trained}): held-out "
                          f"perplexity **{metrics['valid']['perplexity']:.1f}** on {facts.get('data', '')}.")
-    return "\n\n".join([*lines, *([baselines] if baselines else []),
+    return "\n\n".join([*([app] if app else []), *lines, *([baselines] if baselines else []),
                          "The model cards in `weights/sentiment*/README.md` have the commands."])
 
 

@@ -18,7 +18,9 @@ from dl_core.paths import data_path, display_path
 
 ID = "translation"
 TITLE = "Lesson 11 · Translation"
-EXPLANATION = (Path(__file__).with_suffix(".md")).read_text(encoding="utf-8")
+# The panel: the lesson's idea and what to try, then where the model is weak (the model card's list too).
+EXPLANATION = (Path(__file__).with_suffix(".md").read_text(encoding="utf-8") + "\n### Where this model is weak\n"
+               + (Path(__file__).parents[1] / "dl_core" / "translation" / "weaknesses.md").read_text(encoding="utf-8"))
 MAX_CHARS = 2_000  # longer input is cut before tokenising (the model sees at most max_src_len tokens anyway)
 MAX_BEAM = 10
 DEFAULT_BEAM = 5
@@ -263,7 +265,14 @@ def training_summary() -> str:
         lines = [f"Held-out Tatoeba pairs ({held['n']:,}): corpus BLEU **{held['bleu']:.1f}**, chrF {held['chrf']:.1f}."]
         if "multi30k" in record:
             ood = record["multi30k"]
-            lines.append(f"Multi30k image captions ({ood['n']:,}, out of domain): BLEU {ood['bleu']:.1f}, chrF {ood['chrf']:.1f}.")
+            trained_on = record.get("facts", {}).get("args", {}).get("extra_train")
+            where = "test 2016; the model trained on its train split" if trained_on else "out of domain"
+            lines.append(f"Multi30k image captions ({ood['n']:,}, {where}): BLEU **{ood['bleu']:.1f}**, chrF {ood['chrf']:.1f}.")
+        before = record.get("lineage", [{}])[-1]
+        if "heldout" in before and "multi30k" in before:
+            lines.append(f"Before this run the model (Tatoeba only) scored BLEU {before['heldout']['bleu']:.1f} on "
+                         f"Tatoeba and {before['multi30k']['bleu']:.1f} on Multi30k: the new data, not a new "
+                         "architecture, made the difference.")
         history = record.get("history", [])
         if history:
             lines.append(teacher_forcing_text(history))

@@ -206,6 +206,10 @@ def quantize_folder(source: str | Path, out: str | Path, command: str | None = N
             "note": "heldout/extra are the int8 weights' scores once re-measured (train/sentiment.py evaluate --write); "
                     "accuracy_before_int8 the fp16 ones the training run measured",
         }
+        if "perplexity" in metrics.get("valid", {}):  # a language model: re-measured by train/lm.py evaluate --write
+            metrics["storage"]["perplexity_before_int8"] = metrics["valid"]["perplexity"]
+            metrics["storage"]["note"] = ("valid is the int8 weights' perplexity once re-measured (train/lm.py evaluate "
+                                          "--write); perplexity_before_int8 the fp16 one the training run measured")
         metrics_file.write_text(json.dumps(metrics, indent=1))
     return out
 

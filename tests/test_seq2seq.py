@@ -87,3 +87,26 @@ def test_too_long_input_is_cut_and_empty_input_is_safe(tiny_model):
     long = list(range(4, 24)) * 10
     assert tiny_model.translate_greedy(long).attention.shape[1] == tiny_model.config.max_src_len
     assert tiny_model.translate_greedy([]).attention.shape[1] == 1
+
+
+def test_a_warm_start_grows_the_vocabularies_and_keeps_what_was_learnt():
+    from conftest import toy_pairs
+    from dl_core.translation.data import Pair
+    from dl_core.translation.training import grown_vocab, prepare
+
+    pairs = [Pair(fr, en) for fr, en in toy_pairs()]
+    first = prepare(pairs, n_valid=20, seed=0, bs=16, min_freq=1, max_vocab=1000, verbose=False,
+                    emb_dim=16, enc_hidden=16, dec_hidden=32, n_layers=1, attn_dim=16)
+    extra = [Pair("le chat bleu dort.", "the blue cat sleeps."), Pair("le chien bleu court.", "the blue dog runs.")]
+    extra.append(first.valid_pairs[0])  # a held-out source sentence never joins the training side
+    grown = prepare(pairs, n_valid=20, seed=0, bs=16, min_freq=1, max_vocab=1000, verbose=False, extra_train=extra,
+                    init=first.model)
+    old, new = first.model.config, grown.model.config
+    assert new.src_vocab[: len(old.src_vocab)] == old.src_vocab and new.src_vocab[len(old.src_vocab):] == ["bleu"]
+    assert new.tgt_vocab[len(old.tgt_vocab):] == ["blue"] and new.dec_hidden == old.dec_hidden == 32
+    assert grown.valid_pairs == first.valid_pairs and len(grown.train_dl.dataset) == len(first.train_dl.dataset) + 2
+    old_state, new_state = first.model.state_dict(), grown.model.state_dict()
+    for name, tensor in old_state.items():
+        assert torch.equal(new_state[name][: tensor.shape[0]], tensor), name
+    assert new_state["generator.bias"][-1] == pytest.approx(float(old_state["generator.bias"].mean()))
+    assert grown_vocab(old.src_vocab, [["bleu", "vert", "vert"]], max_size=len(old.src_vocab) + 1, min_freq=1).itos[-1] == "vert"

@@ -124,3 +124,61 @@ def test_attribution_works_on_a_thread_whose_grad_mode_was_left_off():
         assert a.attribute(text, steps=8) == pytest.approx(expected)
     finally:
         torch.set_grad_enabled(True)
+
+
+# --- the tab's two readers: whole reviews and one-liners ------------------------------------------------------
+def _classifier(seed: int, words=WORDS, backwards: bool = False) -> TextClassifier:
+    torch.manual_seed(seed)
+    cfg = AWDLSTMConfig(vocab=list(SPECIAL_TOKENS) + list(RULE_TOKENS) + list(words), emb_dim=8, hidden_dim=12, backwards=backwards)
+    return TextClassifier.from_language_model(LanguageModel(cfg), head_hidden=6, backwards=backwards).eval()
+
+
+def test_texts_go_to_the_reader_their_length_picks():
+    from dl_core.ulmfit.infer import SHORT_TEXT_WORDS, count_words, reader_for
+
+    assert count_words(tokenize_with_rules("The film was GREAT.")) == 5  # xxmaj and xxup are not words; "." is
+    assert reader_for(SHORT_TEXT_WORDS, has_short=True) == "short" and reader_for(SHORT_TEXT_WORDS + 1, has_short=True) == "long"
+    assert reader_for(3, has_short=False) == "long"
+    short_words = WORDS[:5]  # a different vocabulary: each reader prepares the text with its own
+    a = SentimentAnalyzer([_classifier(0), _classifier(1, backwards=True)], short=_classifier(2, short_words), short_max_words=4)
+    one_liner, review = a.prepare("The film was great"), a.prepare("The film was great . I loved it !")
+    assert (one_liner.reader, review.reader) == ("short", "long")
+    assert one_liner.ids == [1] + [a.readers["short"][0].config.encoder.vocab.index(t) for t in one_liner.tokens[1:]]
+    assert "<unk>" in a.prepare("I loved it").tokens and "<unk>" not in review.tokens  # "loved": only the long vocabulary
+    expected = a.readers["short"][0].predict_proba([one_liner.ids])[0]
+    assert a.classify(one_liner)["positive"] == pytest.approx(float(expected[1]))
+    assert len(a.attribute(one_liner, steps=4)) == len(one_liner.ids)
+
+
+def test_the_app_analyzer_needs_only_the_first_imdb_classifier():
+    from dl_core.ulmfit.infer import APP_BUNDLE, app_analyzer
+
+    models = {name: _classifier(i) for i, name in enumerate(APP_BUNDLE["long"] + APP_BUNDLE["short"])}
+    full = app_analyzer(lambda name, required: models[name])
+    assert [len(full.readers[r]) for r in ("long", "short")] == [2, 2]
+    missing = {APP_BUNDLE["short"][0], APP_BUNDLE["long"][1]}
+    partial = app_analyzer(lambda name, required: None if name in missing else models[name])
+    assert list(partial.readers) == ["long"] and len(partial.readers["long"]) == 1  # no short reader without its first
+
+
+def test_app_accuracy_scores_each_text_with_its_reader():
+    import numpy as np
+
+    from dl_core.text import TokenizedCorpus
+    from dl_core.ulmfit.data import TokenizedSplit
+    from dl_core.ulmfit.evaluate import accuracy_on, app_accuracy
+
+    docs = [["the", "film"] * (1 + i % 4) for i in range(24)]  # 2, 4, 6 or 8 words
+    table = sorted({t for d in docs for t in d})
+    ids = np.array([table.index(t) for d in docs for t in d], dtype=np.int32)
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
+    split = TokenizedSplit(TokenizedCorpus(table, ids, offsets), np.array([i % 2 for i in range(24)]))
+    a = SentimentAnalyzer(_classifier(0), short=_classifier(3), short_max_words=4)
+    result = app_accuracy(a, split)
+    short = [i for i, d in enumerate(docs) if len(d) <= 4]
+    long = [i for i in range(24) if i not in short]
+    assert result["readers"]["short"]["n"] == len(short) == 12 and result["readers"]["long"]["n"] == 12
+    assert result["readers"]["short"]["accuracy"] == accuracy_on(a.readers["short"], split.select(short))["accuracy"]
+    assert result["readers"]["long"]["accuracy"] == accuracy_on(a.readers["long"], split.select(long))["accuracy"]
+    parts = result["readers"]
+    assert result["accuracy"] == pytest.approx((parts["short"]["accuracy"] * 12 + parts["long"]["accuracy"] * 12) / 24, abs=1e-4)

@@ -82,6 +82,9 @@ def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
     training.add_lm_data_flags(parser)
     parser.add_argument("--split", choices=["valid", "all"], default="valid",
                         help="'valid': the documents training held out (same seed and fraction); 'all': every text")
+    parser.add_argument("--write", action="store_true",
+                        help="record the perplexity as the folder's \"valid\" score in its metrics.json (e.g. after "
+                             "`python -m dl_core.hub int8` stored it as int8); then rewrite the card with `card`")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -98,6 +101,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     unknown = sum(c for tok, c in tokens.counts().items() if tok not in vocab.stoi) / max(1, tokens.n_tokens)
     print(f"{description}: {len(tokens)} texts, {result['n_tokens']:,} tokens ({unknown:.1%} <unk>) in "
           f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    if args.write:
+        if args.split != "valid":
+            raise SystemExit("--write records the held-out perplexity: use it with --split valid")
+        metrics_file = Path(args.weights) / "metrics.json"
+        metrics = json.loads(metrics_file.read_text())
+        metrics["valid"] = result
+        metrics_file.write_text(json.dumps(metrics, indent=1))
+        print(f"wrote the perplexity into {metrics_file}", file=sys.stderr)
     print(json.dumps({"perplexity": result["perplexity"], "n_tokens": result["n_tokens"]}))
 
 

@@ -46,8 +46,9 @@ from dl_core.text import TokenizedCorpus
 from dl_core.metrics import format_p
 from dl_core.ulmfit import card, training
 from dl_core.ulmfit.data import TokenizedSplit, load_labelled
-from dl_core.ulmfit.evaluate import accuracy_on, record_ensemble, record_single
-from dl_core.ulmfit.infer import check_ensemble
+from dl_core.paths import display_path
+from dl_core.ulmfit.evaluate import accuracy_on, app_accuracy, record_app, record_ensemble, record_single
+from dl_core.ulmfit.infer import APP_BUNDLE, SHORT_TEXT_WORDS, app_analyzer, check_ensemble
 from dl_core.ulmfit.model import TextClassifier, classifier_loss
 
 DATA_HELP = "aclImdb tar.gz or folder, CSV (label,text), rt-polarity .pos/.neg, or a token archive of one"
@@ -106,8 +107,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, nargs="+", metavar="DIR",
+    parser.add_argument("--weights", nargs="+", metavar="DIR",
                         help="a classifier folder, or several (an ensemble averaging their probabilities)")
+    parser.add_argument("--app", action="store_true",
+                        help="score what the tab predicts: the folders it uses (under --weights-dir), each text read by "
+                             f"the classifiers its length picks (up to {SHORT_TEXT_WORDS} words: the short-text ones)")
+    parser.add_argument("--weights-dir", default="weights", metavar="DIR", help="with --app: where the tab's folders are (default: %(default)s)")
     parser.add_argument("--write", action="store_true",
                         help="record the score in the folders' metrics.json (several: the ensemble's, with McNemar's test "
                              "against each member; one: as its held-out or extra score); then rewrite the cards with `card`")
@@ -117,8 +122,54 @@ def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=0, help="only a seeded N of the texts")
 
 
+def _load_from(weights_dir: str):
+    def load(name: str, required: bool):
+        folder = Path(weights_dir) / name
+        if not (folder / "model.safetensors").is_file():
+            if required:
+                raise SystemExit(f"{folder}: no model.safetensors (the tab needs it)")
+            print(f"{folder}: not there, the tab would go without it", file=sys.stderr)
+            return None
+        return hub.load_model(TextClassifier, folder)
+
+    return load
+
+
+def _labelled_split(args: argparse.Namespace):
+    data = load_labelled(args.data, args.cache_dir or None, args.workers, seed=args.seed)
+    parts = [data.parts["heldout"]] if args.split == "heldout" else [data.parts[n] for n in ("train", "heldout")]
+    split = TokenizedSplit(TokenizedCorpus.concat([p.corpus for p in parts]), np.concatenate([p.labels for p in parts]))
+    return data, split.sample(args.limit, args.seed)
+
+
+def cmd_evaluate_app(args: argparse.Namespace) -> None:
+    """Print the tab's accuracy (each text to the classifiers its length picks) as JSON, last; --write keeps it
+    in the main classifier's metrics.json under "app"."""
+    analyzer = app_analyzer(_load_from(args.weights_dir))
+    if torch.cuda.is_available():
+        for models in analyzer.readers.values():
+            for i, m in enumerate(models):
+                models[i] = m.cuda()
+    data, split = _labelled_split(args)
+    t0 = time.perf_counter()
+    result = app_accuracy(analyzer, split)
+    print(f"{data.name}: {result['n']} texts classified in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    for name, part in result["readers"].items():
+        print(f"  {part['n']} read by {part['what']}: accuracy {part['accuracy']}", file=sys.stderr)
+    if args.write:
+        command = (f"python train/sentiment.py evaluate --app --data {display_path(args.data)}"
+                   + (" --split all" if args.split == "all" else "") + (f" --limit {args.limit}" if args.limit else ""))
+        written = record_app(Path(args.weights_dir) / APP_BUNDLE["long"][0], data.name, args.split, result, command + " --write")
+        print(f"wrote the score into {written}", file=sys.stderr)
+    print(json.dumps({"accuracy": result["accuracy"], "n": result["n"]}))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Print a classifier's (or an ensemble's) accuracy on a data set's held-out part as JSON, last."""
+    if args.app:
+        return cmd_evaluate_app(args)
+    if not args.weights:
+        raise SystemExit("evaluate: give --weights DIR [DIR ...], or --app for the tab's classifiers")
     models = [hub.load_model(TextClassifier, folder) for folder in args.weights]
     try:
         check_ensemble(models)
@@ -126,10 +177,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise SystemExit(f"{' '.join(args.weights)}: {err}") from err
     if torch.cuda.is_available():
         models = [m.cuda() for m in models]
-    data = load_labelled(args.data, args.cache_dir or None, args.workers, seed=args.seed)
-    parts = [data.parts["heldout"]] if args.split == "heldout" else [data.parts[n] for n in ("train", "heldout")]
-    split = TokenizedSplit(TokenizedCorpus.concat([p.corpus for p in parts]), np.concatenate([p.labels for p in parts]))
-    split = split.sample(args.limit, args.seed)
+    data, split = _labelled_split(args)
     t0 = time.perf_counter()
     result = accuracy_on(models, split)
     print(f"{data.name}: {result['n']} texts classified in {time.perf_counter() - t0:.1f}s "

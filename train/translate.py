@@ -1,6 +1,8 @@
 """Lesson 11: train the French -> English attention model, evaluate it with sacreBLEU, save/push it.
 
     python train/translate.py train --data ../shared/data/translation/fra-eng.tsv --out weights/translation
+    # (with Multi30k's train split added to the training pairs, and its val split to the validation loss,
+    # whenever they are under the data root; --init DIR starts from a trained folder, its vocabularies grown)
     python train/translate.py evaluate --weights weights/translation --data ../shared/data/translation/fra-eng.tsv --split valid
     python train/translate.py lr-find --data ../shared/data/translation/fra-eng.tsv --plot lr_find.png
     python train/translate.py card --weights weights/translation      # rewrite the model card from the folder
@@ -23,7 +25,8 @@ from dl_core.schedules import one_cycle, one_cycle_momentum
 from dl_core.translation import card, training
 from dl_core.translation.data import aligned_files, read_pairs
 from dl_core.translation.evaluate import VALID_PAIRS, evaluate_folder, evaluate_pairs
-from dl_core.translation.model import Seq2SeqConfig
+from dl_core.hub import load_model
+from dl_core.translation.model import Seq2Seq, Seq2SeqConfig
 
 
 # the model's sizes a train command chooses (Seq2SeqConfig fields), with what each one sizes
@@ -44,12 +47,20 @@ def add_model_flags(parser: argparse.ArgumentParser):
                       help="Tatoeba TSV file or aligned-files prefix (default: the data root's fra-eng.tsv if "
                            "present, else download the full corpus)")
     data.add_argument("--download-dir", default="data/tatoeba", help="where a download goes (default: %(default)s)")
+    data.add_argument("--extra-train", nargs="*", default=_present(data_path("translation", "multi30k", "train")),
+                      metavar="PREFIX", help="more training pairs: aligned-files prefixes or TSV files; none with a bare "
+                                             "--extra-train (default: the data root's Multi30k train split, if present)")
+    data.add_argument("--extra-valid", nargs="*", default=_present(data_path("translation", "multi30k", "val")),
+                      metavar="PREFIX", help="more pairs for the validation loss (default: the data root's Multi30k val "
+                                             "split, if present)")
     data.add_argument("--valid-pairs", type=int, default=VALID_PAIRS,
                       help="held-out pairs, whole French sentences (default: %(default)s)")
     data.add_argument("--max-train-pairs", type=int, default=0, help="cap the training pairs: quick runs, tests (default: all)")
     data.add_argument("--min-freq", type=int, default=2, help="vocabulary: words seen at least this often (default: %(default)s)")
     data.add_argument("--max-vocab", type=int, default=40_000, help="vocabulary: at most this many words per language (default: %(default)s)")
     model = parser.add_argument_group("model and recipe")
+    model.add_argument("--init", metavar="DIR", help="start from this trained folder: its sizes, its weights, and its "
+                                                     "vocabularies grown with the new training text's words")
     sizes = Seq2SeqConfig()  # the defaults are the config's own
     for name, what in MODEL_SIZES.items():
         model.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(sizes, name), help=f"{what} (default: %(default)s)")
@@ -58,6 +69,10 @@ def add_model_flags(parser: argparse.ArgumentParser):
                        help="lowest teacher-forcing probability; the lesson goes down to 0 (default: %(default)s)")
     cli.add_run_flags(parser, epochs=12, bs=128, lr=2e-3, clip=1.0, wd=0.01, out="weights/translation")
     return data
+
+
+def _present(prefix: Path) -> list[str]:
+    return [str(prefix)] if aligned_files(prefix) else []
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +106,11 @@ def prepare(args: argparse.Namespace, verbose: bool) -> training.Prepared:
     return training.prepare(
         training.load_pairs(args.data, args.download_dir), n_valid=args.valid_pairs, seed=args.seed, bs=args.bs,
         min_freq=args.min_freq, max_vocab=args.max_vocab, max_train_pairs=args.max_train_pairs,
-        workers=cli.workers(args, 0), verbose=verbose, **{name: getattr(args, name) for name in MODEL_SIZES},
+        workers=cli.workers(args, 0), verbose=verbose,
+        extra_train=[p for prefix in args.extra_train for p in read_pairs(prefix)],
+        extra_valid=[p for prefix in args.extra_valid for p in read_pairs(prefix)],
+        init=load_model(Seq2Seq, args.init) if args.init else None,
+        **{name: getattr(args, name) for name in MODEL_SIZES},
     )
 
 
@@ -120,6 +139,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         metrics["multi30k"] = evaluate_pairs(model, read_pairs(args.ood_data))
     print(json.dumps(metrics))
     metrics.update(history=history, facts=card.train_facts(args, run.n_pairs))
+    if args.init:
+        metrics["lineage"] = card.lineage(args.init)
     cli.save(args, model, card.model_card(model.config, metrics, f"weights/{Path(args.out).name}"), metrics)
 
 

@@ -21,7 +21,7 @@ from dl_core.translation.model import Seq2Seq, Seq2SeqConfig
 SCRIPT = "python train/translate.py"
 # argparse's bookkeeping, not settings of the run
 _NOT_ARGS = {"run", "command", "command_line"}
-_DATA_ARGS = ("data", "ood_data")
+_DATA_ARGS = ("data", "ood_data", "extra_train", "extra_valid", "init")
 
 
 def train_args(args: argparse.Namespace) -> dict:
@@ -29,8 +29,11 @@ def train_args(args: argparse.Namespace) -> dict:
     `../shared/data/...` (dl_core.paths.display_path), so that the record reads the same on every machine."""
     recorded = {key: value for key, value in vars(args).items() if key not in _NOT_ARGS}
     for key in _DATA_ARGS:
-        if recorded.get(key):
-            recorded[key] = display_path(recorded[key])
+        value = recorded.get(key)
+        if isinstance(value, list):
+            recorded[key] = [display_path(v) for v in value]
+        elif value:
+            recorded[key] = display_path(value)
     return recorded
 
 
@@ -42,6 +45,24 @@ def train_facts(args: argparse.Namespace, n_pairs: int) -> dict:
         "n_pairs": n_pairs,
         "hardware": hub.describe_hardware(),
     }
+
+
+def lineage(init_folder: str | Path) -> list[dict]:
+    """The runs that made the folder a train run started from (`--init`): its own lineage, then its run, with
+    the scores it had, so that a card can show the model before and after."""
+    metrics_file = Path(init_folder) / "metrics.json"
+    if not metrics_file.is_file():
+        return []
+    metrics = json.loads(metrics_file.read_text())
+    facts = metrics.get("facts", {})
+    run = {"command": facts.get("command", ""), "epochs": len(metrics.get("history", [])),
+           "seconds": round(sum(h["seconds"] for h in metrics.get("history", [])), 1), "hardware": facts.get("hardware", "?"),
+           **{key: metrics[key] for key in ("heldout", "multi30k") if key in metrics}}
+    return [*metrics.get("lineage", []), run]
+
+
+# What the model gets wrong, with sentences to try: the card and the tab's panel show the same list.
+WEAKNESSES_FILE = Path(__file__).with_name("weaknesses.md")
 
 
 def n_parameters(config: Seq2SeqConfig) -> int:
@@ -65,19 +86,39 @@ def model_card(config: Seq2SeqConfig, metrics: dict, weights: str) -> str:
     facts, history = metrics["facts"], metrics["history"]
     args = facts["args"]
     evaluate = f"{SCRIPT} evaluate --weights {weights} --data"
+    extra_train = args.get("extra_train") or []
     rows = [_score_row("Tatoeba held-out split", metrics["heldout"], f"{evaluate} {args['data']} --split valid")]
     if "multi30k" in metrics:
         ood = args["ood_data"]
-        rows.append(_score_row(f"Multi30k {Path(ood).name} (out of domain)", metrics["multi30k"], f"{evaluate} {ood}"))
+        where = "its train split in training" if extra_train else "out of domain"
+        rows.append(_score_row(f"Multi30k {Path(ood).name} ({where})", metrics["multi30k"], f"{evaluate} {ood}"))
+    runs = metrics.get("lineage", [])
+    before = ""
+    if runs and "heldout" in runs[-1]:
+        old = runs[-1]
+        cells = lambda key: (f"{old[key]['bleu']:.1f} | {old[key]['chrf']:.1f} | {metrics[key]['bleu']:.1f} | {metrics[key]['chrf']:.1f}"
+                             if key in old and key in metrics else "– | – | – | –")
+        before = f"""
+Before and after this run (the model it started from, `--init`, against this one; same splits):
+
+| data | BLEU before | chrF before | BLEU after | chrF after |
+|---|---|---|---|---|
+| Tatoeba held-out split | {cells("heldout")} |
+| Multi30k test 2016 | {cells("multi30k")} |
+"""
+    earlier = "".join(f"\n```\n{run['command']}\n```\n{run['epochs']} epochs, {run['seconds'] / 60:.1f} minutes on {run['hardware']}; then\n"
+                      for run in runs)
     seconds = sum(h["seconds"] for h in history)  # includes the epochs before a resume
     note = f"\n{facts['note']}" if facts.get("note") else ""
     layers = config.n_layers
+    licence = "license: other\nlicense_name: non-commercial research and education (Multi30k)" if extra_train else "license: cc-by-2.0"
+    datasets = "[tatoeba, multi30k]" if extra_train else "[tatoeba]"
     return f"""---
 library_name: fastai-part2-demos
-license: cc-by-2.0
+{licence}
 language: [fr, en]
 tags: [translation, seq2seq, attention, fastai-part2, pytorch_model_hub_mixin]
-datasets: [tatoeba]
+datasets: {datasets}
 metrics: [bleu, chrf]
 ---
 # Lesson 11 · French → English translation (bi-GRU encoder + additive attention)
@@ -92,10 +133,11 @@ The encoder reads at most {config.max_src_len} tokens, the decoder writes at mos
 Weights are stored in fp16 (loaded back as fp32).
 
 ## Data
-Tatoeba French–English pairs (`{Path(args['data']).name if args.get('data') else "fra.txt"}`, {facts['n_pairs']} pairs) via manythings.org — CC-BY 2.0 FR,
+Tatoeba French–English pairs (`{Path(args['data']).name if args.get('data') else "fra.txt"}`) via manythings.org — CC-BY 2.0 FR,
 credit tatoeba.org. {metrics['heldout']['n']} pairs were held out by **whole French sentence** (seed {args['seed']}),
-so no validation source sentence is seen in training. Tokens: spaCy `blank("fr")` / `blank("en")`, cased,
-words seen at least {args['min_freq']} times (vocab: French {len(config.src_vocab)}, English {len(config.tgt_vocab)}).
+so no validation source sentence is seen in training.{_extra_data(args)} {facts['n_pairs']} pairs in all.
+Tokens: spaCy `blank("fr")` / `blank("en")`, cased, words seen at least {args['min_freq']} times
+(vocab: French {len(config.src_vocab)}, English {len(config.tgt_vocab)}).
 
 ## Metrics (cased sacreBLEU 13a on detokenised greedy output, one reference per pair)
 | data | pairs | BLEU | chrF | reproduce with |
@@ -103,11 +145,13 @@ words seen at least {args['min_freq']} times (vocab: French {len(config.src_voca
 {chr(10).join(rows)}
 
 Scored at the end of training, before the weights were stored in fp16; `evaluate` on the stored weights can
-differ in the second decimal. Multi30k (image captions) is out of domain: Tatoeba is short everyday sentences.
-Multi30k is licensed for non-commercial research and education; it is used here only to report a number.
+differ in the second decimal.{_multi30k_note(extra_train)}
+{before}
+## Where this model is weak
+{WEAKNESSES_FILE.read_text(encoding='utf-8').strip()}
 
 ## Training
-```
+{earlier}```
 {facts['command']}
 ```
 {len(history)} epochs, {seconds / 60:.1f} minutes on {facts['hardware']}; AdamW (weight decay {args['wd']}), 1cycle LR (max {args['lr']}),
@@ -127,6 +171,24 @@ translator = Translator(load_model(Seq2Seq, "{weights}"))
 print(translator.greedy(translator.source("Je suis content.")).text)
 ```
 """
+
+
+def _extra_data(args: dict) -> str:
+    extra_train, extra_valid = args.get("extra_train") or [], args.get("extra_valid") or []
+    if not extra_train:
+        return ""
+    names = ", ".join(f"`{Path(p).name}`" for p in extra_train)
+    valid = f"; {', '.join(f'`{Path(p).name}`' for p in extra_valid)} joined the validation loss" if extra_valid else ""
+    return (f" Also Multi30k (image captions: Elliott et al. 2016; Flickr30k) {names} pairs in training{valid}; "
+            "its test 2016 split is never trained on.")
+
+
+def _multi30k_note(extra_train: list) -> str:
+    if extra_train:
+        return ("\nMulti30k is licensed for non-commercial research and education only, so these weights, trained on it, "
+                "are too.")
+    return ("\nMulti30k (image captions) is out of domain: Tatoeba is short everyday sentences. Multi30k is licensed for "
+            "non-commercial research and education; it is used here only to report a number.")
 
 
 def _find(pattern: str, text: str, what: str) -> str:

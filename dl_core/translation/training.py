@@ -2,14 +2,15 @@
 teacher-forcing schedule (the lesson's Seq2SeqStepper).
 
     pairs = load_pairs(data)                                  # Tatoeba TSV or aligned files; None: download
-    run = prepare(pairs, n_valid=2500, seed=42, bs=128, min_freq=2, max_vocab=40_000, emb_dim=256, ...)
+    run = prepare(pairs, n_valid=2500, seed=42, bs=128, min_freq=2, max_vocab=40_000, emb_dim=256, ...,
+                  extra_train=read_pairs("multi30k/train"), init=load_model(Seq2Seq, "weights/translation"))
     learn = make_learner(run.model, run.train_dl, run.valid_dl, lr=2e-3, wd=0.01, label_smoothing=0.1,
                          callbacks=[..., teacher_forcing(0.5)], accelerator=accelerator)
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -53,6 +54,36 @@ def load_pairs(data: str | Path | None, download_dir: str | Path = "data/tatoeba
     return read_pairs(download_tatoeba(download_dir))
 
 
+def grown_vocab(old_itos: list[str], token_lists, max_size: int, min_freq: int) -> Vocab:
+    """An existing vocabulary with its ids unchanged, then the tokens of `token_lists` it lacks (most frequent
+    first, seen at least `min_freq` times) until it holds `max_size` tokens."""
+    known = set(old_itos)
+    counts = Vocab.build(token_lists, max_size=10**9, min_freq=min_freq).itos
+    added = [t for t in counts if t not in known]
+    return Vocab(list(old_itos) + added[: max(0, max_size - len(old_itos))])
+
+
+def warm_start(init: Seq2Seq, config: Seq2SeqConfig) -> Seq2Seq:
+    """A model for `config` (the same sizes as `init`, vocabularies that extend init's) holding init's
+    weights: every tensor copied, and the embedding and output-bias rows of the old tokens copied into the
+    bigger matrices. New tokens keep their fresh embeddings; their output bias starts at the old tokens'
+    mean, so a new word is neither favoured nor ruled out before it has been seen."""
+    model = Seq2Seq(config)
+    new_state, old_state = model.state_dict(), init.state_dict()
+    for name, old in old_state.items():
+        new = new_state[name]
+        if new.shape == old.shape:
+            new.copy_(old)
+        elif new.shape[1:] == old.shape[1:] and new.shape[0] > old.shape[0]:  # vocabulary rows
+            new[: old.shape[0]] = old
+            if name == "generator.bias":
+                new[old.shape[0]:] = old.mean()
+        else:
+            raise ValueError(f"{name}: the model to start from has shape {tuple(old.shape)}, this one {tuple(new.shape)}")
+    model.load_state_dict(new_state)
+    return model
+
+
 @dataclass
 class Prepared:
     """What training needs, made from the pairs: the untrained model (its config holds both vocabularies)
@@ -66,23 +97,38 @@ class Prepared:
 
 
 def prepare(pairs: list[Pair], *, n_valid: int, seed: int, bs: int, min_freq: int, max_vocab: int,
-            max_train_pairs: int = 0, workers: int = 0, verbose: bool = True, **sizes) -> Prepared:
-    """Hold out `n_valid` pairs by whole French sentence (seed `seed`), tokenise, build the vocabularies
-    from the training side, and make the model (`sizes`: Seq2SeqConfig fields, e.g. emb_dim=256) and
-    length-sorted loaders (batch `bs`; validation batches twice as big, as they need no gradients) with
-    `workers` collating processes."""
+            max_train_pairs: int = 0, workers: int = 0, verbose: bool = True, extra_train: list[Pair] = (),
+            extra_valid: list[Pair] = (), init: Seq2Seq | None = None, **sizes) -> Prepared:
+    """Hold out `n_valid` pairs by whole French sentence (seed `seed`), add `extra_train` pairs (another
+    corpus, e.g. Multi30k's train split) to the training side and `extra_valid` to the validation loss,
+    tokenise, build the vocabularies from the training side, and make the model (`sizes`: Seq2SeqConfig
+    fields, e.g. emb_dim=256) and length-sorted loaders (batch `bs`; validation batches twice as big, as they
+    need no gradients) with `workers` collating processes.
+
+    With `init` (a trained Seq2Seq) the model starts from its weights: its sizes are kept and its
+    vocabularies grown with the new training text's words (`grown_vocab`, `warm_start`)."""
     train_pairs, valid_pairs = split_by_source(pairs, n_valid, seed=seed)
     if max_train_pairs:
         train_pairs = train_pairs[:max_train_pairs]
+    held_out_sources = {p.fr for p in valid_pairs}
+    train_pairs = train_pairs + [p for p in extra_train if p.fr not in held_out_sources]
+    scored_pairs = valid_pairs
+    valid_pairs = valid_pairs + list(extra_valid)
     started = time.perf_counter()
     src_train, tgt_train = tokenize_batch([p.fr for p in train_pairs], "fr"), tokenize_batch([p.en for p in train_pairs], "en")
     src_valid, tgt_valid = tokenize_batch([p.fr for p in valid_pairs], "fr"), tokenize_batch([p.en for p in valid_pairs], "en")
-    src_vocab = Vocab.build(src_train, max_size=max_vocab, min_freq=min_freq)
-    tgt_vocab = Vocab.build(tgt_train, max_size=max_vocab, min_freq=min_freq)
+    if init is None:
+        src_vocab = Vocab.build(src_train, max_size=max_vocab, min_freq=min_freq)
+        tgt_vocab = Vocab.build(tgt_train, max_size=max_vocab, min_freq=min_freq)
+        config = Seq2SeqConfig(src_vocab=src_vocab.itos, tgt_vocab=tgt_vocab.itos, **sizes)
+    else:
+        src_vocab = grown_vocab(init.config.src_vocab, src_train, max_vocab, min_freq)
+        tgt_vocab = grown_vocab(init.config.tgt_vocab, tgt_train, max_vocab, min_freq)
+        config = replace(init.config, src_vocab=src_vocab.itos, tgt_vocab=tgt_vocab.itos)
     if verbose:
+        grown = (f" (grown from {len(init.config.src_vocab)} / {len(init.config.tgt_vocab)})" if init is not None else "")
         print(f"{len(train_pairs)} train / {len(valid_pairs)} valid pairs; vocab fr {len(src_vocab)}, "
-              f"en {len(tgt_vocab)}; tokenised in {time.perf_counter() - started:.1f}s")
-    config = Seq2SeqConfig(src_vocab=src_vocab.itos, tgt_vocab=tgt_vocab.itos, **sizes)
+              f"en {len(tgt_vocab)}{grown}; tokenised in {time.perf_counter() - started:.1f}s")
     train_ds = TranslationDataset.from_tokens(src_train, tgt_train, src_vocab, tgt_vocab, config.max_src_len)
     valid_ds = TranslationDataset.from_tokens(src_valid, tgt_valid, src_vocab, tgt_vocab, config.max_src_len)
     train_dl = DataLoader(
@@ -93,7 +139,8 @@ def prepare(pairs: list[Pair], *, n_valid: int, seed: int, bs: int, min_freq: in
         valid_ds, collate_fn=collate_translation, num_workers=workers,
         batch_sampler=SortishBatchSampler([len(s) for s in valid_ds.src], bs * 2, shuffle=False),
     )
-    return Prepared(Seq2Seq(config), train_dl, valid_dl, valid_pairs, len(train_pairs) + len(valid_pairs))
+    model = Seq2Seq(config) if init is None else warm_start(init, config)
+    return Prepared(model, train_dl, valid_dl, scored_pairs, len(train_pairs) + len(scored_pairs))
 
 
 def make_learner(model: Seq2Seq, train_dl: DataLoader, valid_dl: DataLoader, *, lr: float, wd: float,

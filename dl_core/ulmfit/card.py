@@ -87,7 +87,7 @@ Initial weights: {metrics.get('init_detail') or facts['init'] + '.'}
 {notes(metrics)}## Metrics
 | data | tokens | perplexity | reproduce with |
 |---|---|---|---|
-| held-out texts | {valid['n_tokens']:,} | {valid['perplexity']:.1f} | `{metrics['commands']['valid']}` |
+| held-out texts | {valid['n_tokens']:,} | {valid['perplexity']:.1f}{_perplexity_before_int8(metrics)} | `{metrics['commands']['valid']}` |
 
 ## Training
 {metrics.get('training_note', '')}```
@@ -104,7 +104,45 @@ hidden {config.hidden_p:.3f}, output {config.output_p:.3f}){frozen}.
 """
 
 
+def _perplexity_before_int8(metrics: dict) -> str:
+    before = metrics.get("storage", {}).get("perplexity_before_int8")
+    return f" (fp16 before int8 storage: {before:.2f})" if before is not None else ""
+
+
 # --- classifier ---------------------------------------------------------------------------------------------
+# Where the tab's classifiers go wrong, with texts to try: the classifier cards and the tab's panel show it.
+WEAKNESSES_FILE = Path(__file__).with_name("weaknesses.md")
+DATASET_IDS = {"aclImdb": "imdb", "rt-polarity": "rotten_tomatoes"}  # the Hub's names of the data sets
+
+
+def app_section(metrics: dict) -> str:
+    """What the tab predicts, scored (`train/sentiment.py evaluate --app --write`): each text read by the classifiers
+    its length picks."""
+    app = metrics.get("app")
+    if not app:
+        return ""
+    rows = []
+    for name, r in app.items():
+        readers = "; ".join(f"{part['n']:,} by {part['what']}: {part['accuracy']:.4f}" for part in r["readers"].values())
+        rows.append(f"| {name} {'held-out part' if r['split'] == 'heldout' else 'all texts'} | {r['n']:,} | **{r['accuracy']:.4f}** | "
+                    f"{readers} | `{r['command']}` |")
+    words = next((r["short_max_words"] for r in app.values() if "short_max_words" in r), None)
+    rule = (f"texts of at most {words} words go to the classifiers trained on one-line reviews (rt-polarity), longer "
+            "ones to those trained on whole IMDB reviews; each group averages a forward and a backward model" if words else
+            "every text goes to the IMDB classifiers")
+    return f"""## What the tab predicts
+The sentiment tab reads a text with the classifiers its length picks: {rule} (`dl_core/ulmfit/infer.py`).
+
+| data | texts | accuracy | by reader | reproduce with |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+"""
+
+
+def weaknesses_section() -> str:
+    return f"## Where these models are weak\n{WEAKNESSES_FILE.read_text(encoding='utf-8').strip()}\n\n" if WEAKNESSES_FILE.is_file() else ""
+
 def _recorded_command(folder: Path, metrics: dict) -> str:
     """The command that trained a folder: metrics.json has it since lineages exist; an older folder's model card
     has it as the first code block of its Training section (its first line)."""
@@ -193,7 +231,8 @@ def classifier_card(config: ClassifierConfig, metrics: dict) -> str:
                          for name, m in metrics.get("extra", {}).items())
     backwards = (", from its last token to its first: a backward model, which ULMFiT averages with a forward one; "
                  "`python train/sentiment.py evaluate --weights FORWARD BACKWARD` scores the pair") if config.backwards else ""
-    front = FRONT_MATTER.format(tags="text-classification, sentiment-analysis", datasets="datasets: [imdb]\n", metric="accuracy")
+    dataset = DATASET_IDS.get(facts["data"], "imdb")
+    front = FRONT_MATTER.format(tags="text-classification, sentiment-analysis", datasets=f"datasets: [{dataset}]\n", metric="accuracy")
     return f"""{front}# Lesson 10 · ULMFiT sentiment classifier{', backward' if config.backwards else ''} ({facts['n_params'] / 1e6:.1f}M parameters)
 
 An AWD-LSTM encoder ({enc.n_layers} layers, embedding {enc.emb_dim}, hidden {enc.hidden_dim}, vocabulary {len(enc.vocab)}) read over
@@ -211,7 +250,7 @@ training tokens are outside the vocabulary (`<unk>`).
 |---|---|---|---|
 | {facts['data']} held-out part | {heldout['n']:,} | **{heldout['accuracy']:.4f}**{_before_int8(metrics, 'heldout')} | `{commands['heldout']}` |{extra_rows}
 
-{ensemble_section(metrics)}{baselines_section(metrics)}{notes(metrics)}## Training
+{app_section(metrics)}{ensemble_section(metrics)}{baselines_section(metrics)}{notes(metrics)}{weaknesses_section()}## Training
 {_lineage_section(metrics.get("lineage", []), facts["seconds"])}```
 {args['command_line']}{storage_line(metrics)}
 ```

@@ -3,6 +3,7 @@ test of an ensemble against each of its members. Each returns the dict that goes
 
     perplexity(lm, docs)                       # {"perplexity", "loss", "n_tokens"}
     accuracy_on([forward, backward], split)    # {"accuracy", "n", "n_cut", "members": [...]}, "mcnemar": [...]}
+    app_accuracy(analyzer, split)              # the tab's path: each text to the reader its length picks
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from torch.utils.data import DataLoader
 from dl_core.metrics import mcnemar
 from dl_core.text import Vocab
 from dl_core.ulmfit.data import BPTTBatchSampler, LMStreamDataset, TokenizedSplit, first_item, lm_stream
+from dl_core.ulmfit.infer import READER_NAMES, SentimentAnalyzer, count_words
 from dl_core.ulmfit.model import LanguageModel, TextClassifier
 
 
@@ -40,6 +42,13 @@ def perplexity(model: LanguageModel, docs, batch_size: int = 64, bptt: int = 70)
     return {"perplexity": round(math.exp(loss), 2), "loss": round(loss, 4), "n_tokens": count}
 
 
+def _probabilities(models: list[TextClassifier], split: TokenizedSplit, batch_size: int):
+    """Each model's class probabilities (N, C) for the split's texts, and the id lists they read."""
+    docs = split.corpus.numericalize(Vocab(models[0].config.encoder.vocab))
+    id_lists = [[Vocab.bos_id] + d.tolist() for d in docs]
+    return [model.predict_proba(id_lists, batch_size=batch_size) for model in models], id_lists
+
+
 def accuracy_on(models: TextClassifier | list[TextClassifier], split: TokenizedSplit, batch_size: int = 128) -> dict:
     """Accuracy on the labelled texts of a tokenised split of one classifier, or of several averaging their
     probabilities (an ensemble, e.g. ULMFiT's forward + backward models). For an ensemble, `members` gives each
@@ -48,9 +57,7 @@ def accuracy_on(models: TextClassifier | list[TextClassifier], split: TokenizedS
     models = [models] if isinstance(models, TextClassifier) else models
     split = split.select(np.flatnonzero(split.labels >= 0).tolist())
     labels = torch.from_numpy(split.labels)
-    docs = split.corpus.numericalize(Vocab(models[0].config.encoder.vocab))
-    id_lists = [[Vocab.bos_id] + d.tolist() for d in docs]
-    probs = [model.predict_proba(id_lists, batch_size=batch_size) for model in models]  # each (N, C)
+    probs, id_lists = _probabilities(models, split, batch_size)
 
     def correct(p: torch.Tensor) -> torch.Tensor:
         return p.argmax(-1) == labels  # (N,) bool
@@ -65,6 +72,30 @@ def accuracy_on(models: TextClassifier | list[TextClassifier], split: TokenizedS
         members_right = [correct(p) for p in probs]
         result["members"] = [accuracy(right) for right in members_right]
         result["mcnemar"] = [mcnemar(right.tolist(), ensemble_right.tolist()) for right in members_right]
+    return result
+
+
+def app_accuracy(analyzer: SentimentAnalyzer, split: TokenizedSplit, batch_size: int = 128) -> dict:
+    """Accuracy of exactly what the tab predicts: each labelled text goes to the reader its length picks
+    (`analyzer.reader`), whose ensemble averages its probabilities. Adds `readers`: each reader's share of
+    the texts and its accuracy on them."""
+    split = split.select(np.flatnonzero(split.labels >= 0).tolist())
+    readers = [analyzer.reader(count_words(split.corpus[i])) for i in range(len(split))]
+    right = np.zeros(len(split), dtype=bool)
+    result = {"accuracy": float("nan"), "n": len(split), "n_cut": 0, "readers": {}}
+    for name, models in analyzer.readers.items():
+        index = [i for i, reader in enumerate(readers) if reader == name]
+        if not index:
+            continue
+        part = split.select(index)
+        probs, id_lists = _probabilities(models, part, batch_size)
+        right[index] = (torch.stack(probs).mean(0).argmax(-1) == torch.from_numpy(part.labels)).numpy()
+        result["n_cut"] += sum(len(ids) > models[0].config.max_len for ids in id_lists)
+        result["readers"][name] = {"n": len(index), "accuracy": round(float(right[index].mean()), 4), "what": READER_NAMES[name]}
+    if len(split):
+        result["accuracy"] = round(float(right.mean()), 4)
+    if "short" in analyzer.readers:
+        result["short_max_words"] = analyzer.short_max_words
     return result
 
 
@@ -123,5 +154,14 @@ def record_single(folder: str, data_path: str, data_name: str, result: dict, com
     else:
         metrics.setdefault("extra", {})[key] = score
     metrics.setdefault("commands", {})[key] = command
+    metrics_file.write_text(json.dumps(metrics, indent=1))
+    return metrics_file
+
+
+def record_app(folder: str | Path, data_name: str, split: str, result: dict, command: str) -> Path:
+    """Keep the tab's score on a data set (`app_accuracy`) in a folder's metrics.json under "app", by data set."""
+    metrics_file = Path(folder) / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    metrics.setdefault("app", {})[data_name] = {"split": split, **result, "command": command}
     metrics_file.write_text(json.dumps(metrics, indent=1))
     return metrics_file

@@ -6,11 +6,15 @@
     analyzer.attribute(text)       # one score per token: > 0 pushed towards positive
     analyzer.next_words("A wonderful", 10)  # the LM's top-10 next words with probabilities
     analyzer.generate("A wonderful", 20, temperature=0.8, top_k=40, seed=0)
+
+The tab's analyzer has two readers (`APP_BUNDLE`): whole reviews go to the IMDB classifiers, and texts of at
+most SHORT_TEXT_WORDS words to classifiers trained on one-line reviews (rt-polarity), each group a forward +
+backward ensemble. `prepare` picks the reader; `classify` and `attribute` use the one it picked.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,12 +23,39 @@ from dl_core.ulmfit.model import LanguageModel, TextClassifier, concat_pool
 from dl_core.text import RULE_TOKENS, TK_MAJ, TK_UP, Vocab, detokenize_with_rules, tokenize_with_rules
 
 
+# Texts of at most this many words (rule tokens such as xxmaj not counted) go to the short-text classifiers:
+# rt-polarity's longest training snippet has 63 words, and 96% of IMDB reviews are longer. Chosen from the
+# training data's lengths, before any classifier was scored.
+SHORT_TEXT_WORDS = 64
+
+# The weight folders the tab uses, by reader; the first of each is required, the others join when they load.
+APP_BUNDLE = {
+    "long": ("sentiment", "sentiment-bwd"),
+    "short": ("sentiment-rt", "sentiment-rt-bwd"),
+}
+READER_NAMES = {
+    "long": "the classifiers trained on whole IMDB reviews",
+    "short": "the classifiers trained on one-line reviews (rt-polarity)",
+}
+
+
+def count_words(tokens: Sequence[str]) -> int:
+    """Words among tokenize_with_rules' tokens: the rule tokens (xxmaj, xxup, ...) are not words."""
+    return sum(t not in RULE_TOKENS for t in tokens)
+
+
+def reader_for(n_words: int, has_short: bool, short_max_words: int = SHORT_TEXT_WORDS) -> str:
+    """Which reader a text of `n_words` words goes to: "short" or "long"."""
+    return "short" if has_short and n_words <= short_max_words else "long"
+
+
 @dataclass
 class PreparedText:
     tokens: list[str]  # as the model sees them: <bos> first, unknown words as <unk>
     ids: list[int]
     original_tokens: list[str]  # the tokeniser's output before the vocabulary (unknown words spelled out)
     n_cut: int  # tokens beyond the classifier's max_len, not read
+    reader: str = "long"  # which classifiers read it: "long" (whole reviews) or "short" (one-liners)
 
     @property
     def n_unknown(self) -> int:
@@ -32,7 +63,8 @@ class PreparedText:
 
     def head(self, n: int) -> "PreparedText":
         """The first n tokens (e.g. to attribute only the start of a very long text)."""
-        return PreparedText(self.tokens[:n], self.ids[:n], self.original_tokens[:n], self.n_cut + max(0, len(self.ids) - n))
+        return PreparedText(self.tokens[:n], self.ids[:n], self.original_tokens[:n], self.n_cut + max(0, len(self.ids) - n),
+                            self.reader)
 
 
 @dataclass
@@ -49,28 +81,55 @@ def check_ensemble(classifiers: list[TextClassifier]) -> list[TextClassifier]:
     return classifiers
 
 
+def _as_list(classifier: TextClassifier | Sequence[TextClassifier]) -> list[TextClassifier]:
+    return check_ensemble([m.eval() for m in ([classifier] if isinstance(classifier, TextClassifier) else classifier)])
+
+
+def app_analyzer(load_classifier: Callable[[str, bool], TextClassifier | None], lm: LanguageModel | None = None) -> "SentimentAnalyzer":
+    """The tab's analyzer, made of the folders APP_BUNDLE names. `load_classifier(name, required)` returns a
+    folder's classifier, or None where it is not available and not required (only the first "long" folder
+    is required; without the first "short" folder every text goes to the "long" classifiers)."""
+    long = [load_classifier(name, i == 0) for i, name in enumerate(APP_BUNDLE["long"])]
+    short = [load_classifier(name, False) for name in APP_BUNDLE["short"]]
+    short = [m for m in short if m is not None] if short[0] is not None else None
+    return SentimentAnalyzer([m for m in long if m is not None], lm, short=short)
+
+
 class SentimentAnalyzer:
     """`classifier` is one TextClassifier or several (ULMFiT's forward + backward ensemble): several average
-    their probabilities, and the attribution is that of their mean logit margin."""
+    their probabilities, and the attribution is that of their mean logit margin. `short` (optional) is a
+    second group for texts of at most `short_max_words` words (see SHORT_TEXT_WORDS)."""
 
-    def __init__(self, classifier: TextClassifier | Sequence[TextClassifier], lm: LanguageModel | None = None):
-        self.classifiers = check_ensemble([m.eval() for m in ([classifier] if isinstance(classifier, TextClassifier) else classifier)])
-        self.classifier = self.classifiers[0]  # its vocabulary and max_len prepare the text for all of them
+    def __init__(self, classifier: TextClassifier | Sequence[TextClassifier], lm: LanguageModel | None = None,
+                 short: TextClassifier | Sequence[TextClassifier] | None = None, short_max_words: int = SHORT_TEXT_WORDS):
+        self.readers = {"long": _as_list(classifier)}
+        if short:
+            self.readers["short"] = _as_list(short)
+            if self.readers["short"][0].config.classes != self.readers["long"][0].config.classes:
+                raise ValueError("the short-text classifiers must have the same classes as the others")
+        self.short_max_words = short_max_words
+        self.classifiers = self.readers["long"]
+        self.classifier = self.classifiers[0]
         self.lm = lm.eval() if lm is not None else None
-        self.vocab = Vocab(self.classifier.config.encoder.vocab)
         self.lm_vocab = Vocab(lm.config.vocab) if lm is not None else None
         self.classes = list(self.classifier.config.classes)
 
+    def reader(self, n_words: int) -> str:
+        return reader_for(n_words, "short" in self.readers, self.short_max_words)
+
     def prepare(self, text: str) -> PreparedText:
+        """Tokenise `text` for the reader its length picks (that reader's vocabulary and max_len)."""
         tokens = tokenize_with_rules(text)
-        max_len = self.classifier.config.max_len
-        kept = tokens[: max_len - 1]  # <bos> takes one place
-        ids = [Vocab.bos_id] + self.vocab.encode(kept)
-        return PreparedText([self.vocab.itos[i] for i in ids], ids, ["<bos>"] + kept, len(tokens) - len(kept))
+        reader = self.reader(count_words(tokens))
+        first = self.readers[reader][0]  # its vocabulary and max_len prepare the text for its whole group
+        vocab = Vocab(first.config.encoder.vocab)
+        kept = tokens[: first.config.max_len - 1]  # <bos> takes one place
+        ids = [Vocab.bos_id] + vocab.encode(kept)
+        return PreparedText([vocab.itos[i] for i in ids], ids, ["<bos>"] + kept, len(tokens) - len(kept), reader)
 
     @torch.no_grad()
     def classify(self, text: PreparedText) -> dict[str, float]:
-        probs = torch.stack([model.predict_proba([text.ids])[0] for model in self.classifiers]).mean(0)  # (C,)
+        probs = torch.stack([model.predict_proba([text.ids])[0] for model in self.readers[text.reader]]).mean(0)  # (C,)
         return {name: float(p) for name, p in zip(self.classes, probs)}
 
     def attribute(self, text: PreparedText, steps: int = 8, target: str = "positive") -> list[float]:
@@ -79,7 +138,7 @@ class SentimentAnalyzer:
         all-zero embeddings (same length). The scores sum to about margin(text) - margin(zero text).
         The `steps` interpolations run as one batch. For an ensemble, the mean of its models' scores (the
         attribution of their mean margin: integrated gradients are linear in the function)."""
-        per_model = [self._integrated_gradients(model, text.ids, steps, target) for model in self.classifiers]
+        per_model = [self._integrated_gradients(model, text.ids, steps, target) for model in self.readers[text.reader]]
         return torch.stack(per_model).mean(0).tolist()
 
     @torch.enable_grad()  # explicitly: it must not depend on the grad mode a server thread was left in
