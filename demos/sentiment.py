@@ -19,12 +19,15 @@ from demos.common import LazyModel, ModelUnavailable, RawNumber, RawSlider, code
 
 ID = "sentiment"
 TITLE = "Lesson 10 · Sentiment"
-EXPLANATION = (Path(__file__).with_suffix(".md")).read_text(encoding="utf-8")
+# The panel: the lesson's idea and what to try, then where the models are weak (the classifier cards' list too).
+EXPLANATION = (Path(__file__).with_suffix(".md").read_text(encoding="utf-8") + "\n### Where these models are weak\n"
+               + (Path(__file__).parents[1] / "dl_core" / "ulmfit" / "weaknesses.md").read_text(encoding="utf-8"))
 MAX_CHARS = 20_000  # longer input is cut before tokenising (~4,000 tokens; the classifier reads at most 3,000)
 MAX_ATTRIBUTION_TOKENS = 750  # integrated gradients (two models) over longer texts take seconds; the tab shows the time it took
 MAX_WORDS = 60  # generated words per click
 LM_CONTEXT_CHARS = 2_000  # the LM continues the end of the text; more context barely changes the next words
-EXAMPLES = [  # each one the bundled models classify right (tests/test_demo_sentiment.py checks which way)
+EXAMPLES = [  # each one the bundled models classify right (tests/test_demo_sentiment.py checks which way); the
+    # last is long enough (over 64 words) for the IMDB pair, the others go to the one-liner pair
     ["One of the best films I have seen this year. The acting is superb, the story is moving and the ending "
      "stayed with me for days. Highly recommended!"],
     ["I really wanted to like this movie, but the plot made no sense and the dialogue was painfully bad. "
@@ -33,6 +36,11 @@ EXAMPLES = [  # each one the bundled models classify right (tests/test_demo_sent
      "I left the cinema smiling and have recommended it to all my friends."],
     ["Sooooo boring!!! Nothing happens, nothing at all, and the jokes are very very very old."],
     ["A gorgeous, witty, seductive movie. I loved every minute of it and will watch it again."],
+    ["A gripping, beautifully acted thriller."],
+    ["I went in expecting very little: the trailer was dull and the director's last film was a mess. I was wrong. "
+     "The script is sharp and funny, the two leads have real chemistry, and the final twenty minutes had the whole "
+     "audience holding its breath. The soundtrack is gorgeous too. It is not a perfect film, the middle drags a "
+     "little, but it is the most fun I have had at the cinema in years. Go and see it."],
 ]
 
 # Special tokens and how the token view names them (the categories of its legend).
@@ -105,15 +113,15 @@ BACKWARD = LazyModel("sentiment-bwd", _load_classifier, _BACKWARD, check=_check_
 SHORT = LazyModel("sentiment-rt", _load_classifier, _SHORT, check=_check_classifier)  # optional: without it IMDB's read everything
 SHORT_BACKWARD = LazyModel("sentiment-rt-bwd", _load_classifier, _SHORT, check=_check_classifier)
 LM = LazyModel("sentiment-lm", _load_lm, _PIPELINE, check=_check_lm)
-CLASSIFIERS = {m.name: m for m in (CLASSIFIER, BACKWARD, SHORT, SHORT_BACKWARD)}
 
 
 def _load_for_tab(name: str, required: bool):
     """A classifier of the tab's bundle (dl_core.ulmfit.infer.APP_BUNDLE); None for an optional one that is missing."""
+    model = {m.name: m for m in (CLASSIFIER, BACKWARD, SHORT, SHORT_BACKWARD)}[name]
     if required:
-        return CLASSIFIERS[name].get()
+        return model.get()
     try:
-        return CLASSIFIERS[name].get()
+        return model.get()
     except ModelUnavailable:
         return None
 

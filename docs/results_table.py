@@ -3,7 +3,7 @@
     python docs/results_table.py            # print the table
     python docs/results_table.py --write    # put it into README.md between the results markers
 
-One row per bundled folder. The numbers are the ones `evaluate` wrote into each folder (see its model card for
+One row per bundled folder, and one for what the sentiment tab predicts (its classifiers together). The numbers are the ones `evaluate` wrote into each folder (see its model card for
 the command); the data tests re-derive them from the data sets.
 """
 from __future__ import annotations
@@ -55,9 +55,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     m = _metrics("detection")["focal"]["raccoon_test"]
     out.append(("detection", "SSD + largest-object head", f"raccoon test split ({m['n']} photos)", "mAP@0.5 / mAP@[.5:.95]",
                 f"**{m['map50']:.3f}** / {m['map']:.3f}"))
-    m = _metrics("translation")["heldout"]
-    out.append(("translation", "bi-GRU seq2seq + attention", f"Tatoeba held-out ({m['n']:,} pairs)", "sacreBLEU / chrF",
-                f"**{m['bleu']:.1f}** / {m['chrf']:.1f}"))
+    m, ood = _metrics("translation")["heldout"], _metrics("translation")["multi30k"]
+    out.append(("translation", "bi-GRU seq2seq + attention", f"Tatoeba held-out ({m['n']:,} pairs) · Multi30k test "
+                f"({ood['n']:,})", "sacreBLEU / chrF", f"**{m['bleu']:.1f}** / {m['chrf']:.1f} · **{ood['bleu']:.1f}** / {ood['chrf']:.1f}"))
     forward, backward = _metrics("sentiment"), _metrics("sentiment-bwd")
     n = forward["heldout"]["n"]
     out.append(("sentiment", "ULMFiT classifier, forward", f"IMDB test ({n:,} reviews)", "accuracy",
@@ -66,6 +66,16 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     out.append(("sentiment-bwd", "ULMFiT classifier, backward", f"IMDB test ({backward['heldout']['n']:,} reviews)",
                 "accuracy (with the forward one)",
                 f"{100 * backward['heldout']['accuracy']:.2f}% (**{100 * pair:.2f}%**)"))
+    short = _metrics("sentiment-rt-bwd")["ensemble"]
+    for name, what in (("sentiment-rt", "forward"), ("sentiment-rt-bwd", "backward")):
+        m = _metrics(name)["heldout"]
+        pair = f" (**{100 * short['accuracy']:.2f}%**)" if what == "backward" else ""
+        out.append((name, f"ULMFiT classifier, one-liners, {what}", f"rt-polarity held-out ({m['n']:,} snippets)",
+                    "accuracy" + (" (with the forward one)" if pair else ""), f"{100 * m['accuracy']:.2f}%{pair}"))
+    app = _metrics("sentiment")["app"]
+    out.append(("", "≤ 64 words: the one-liner pair, else the IMDB pair",
+                f"IMDB test ({app['aclImdb']['n']:,}) · rt-polarity held-out ({app['rt-polarity']['n']:,})", "accuracy",
+                f"**{100 * app['aclImdb']['accuracy']:.2f}%** · **{100 * app['rt-polarity']['accuracy']:.2f}%**"))
     m = _metrics("sentiment-lm")["valid"]
     out.append(("sentiment-lm", "AWD-LSTM language model", f"IMDB held-out texts ({m['n_tokens']:,} tokens)", "perplexity",
                 f"{m['perplexity']:.1f}"))
@@ -80,6 +90,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
 def table() -> str:
     lines = ["| weights | model (params, file) | held-out data | metric | value |", "|---|---|---|---|---|"]
     for folder, model, data, metric, value in rows():
+        if not folder:  # a row about several folders: what the tab predicts
+            lines.append(f"| sentiment tab | {model} | {data} | {metric} | {value} |")
+            continue
         lines.append(f"| [{folder}](weights/{folder}) | {model} ({_size(folder)}) | {data} | {metric} | {value} |")
     return "\n".join(lines)
 

@@ -13,14 +13,29 @@ from demos import common, sentiment
 def bundled(monkeypatch):
     fresh_model(monkeypatch, sentiment, attr="CLASSIFIER")
     fresh_model(monkeypatch, sentiment, attr="BACKWARD")
+    fresh_model(monkeypatch, sentiment, attr="SHORT")
+    fresh_model(monkeypatch, sentiment, attr="SHORT_BACKWARD")
     fresh_model(monkeypatch, sentiment, attr="LM")
+
+
+def no_warnings(notes: str) -> bool:
+    """Notes that only say which classifiers read the text (the ℹ️ line every classified text gets)."""
+    return "⚠️" not in notes and notes.count("ℹ️") == 1
+
+
+LONG_REVIEW = ("I went in expecting very little: the trailer was dull and the director's last film was a mess. I was "
+               "wrong. The script is sharp and funny, the two leads have real chemistry, and the final twenty minutes had "
+               "the whole audience holding its breath. The soundtrack is gorgeous too. It is not a perfect film, the "
+               "middle drags a little, but it is the most fun I have had at the cinema in years.")
 
 
 def test_clear_reviews_are_classified_the_right_way(bundled):
     good = sentiment.analyse("A wonderful, moving film. The acting is superb and I loved every minute of it.")
     bad = sentiment.analyse("A dull, stupid film. The acting is awful and I hated every minute of it.")
     assert good.probabilities["positive"] > 0.8 and bad.probabilities["negative"] > 0.8
-    assert good.notes == "" and bad.notes == ""
+    assert no_warnings(good.notes)
+    # the one-liner pair's vocabulary is rt-polarity's own: "hated" is not in it (a weakness the panel states)
+    assert bad.notes.count("⚠️") == 1 and "read as `<unk>`: `hated`" in bad.notes
 
 
 def test_attribution_colours_the_words_that_carry_the_sentiment(bundled):
@@ -98,7 +113,7 @@ def test_symbols_only_get_a_message(bundled):
 
 def test_one_word_is_classified_with_a_warning(bundled):
     view = sentiment.analyse("masterpiece")
-    assert view.probabilities["positive"] > 0.5 and "Only a word or two" in view.notes
+    assert sum(view.probabilities.values()) == pytest.approx(1.0) and "Only a word or two" in view.notes
 
 
 def test_huge_text_is_cut_and_still_classified(bundled):
@@ -131,7 +146,7 @@ def test_html_is_cleaned_with_a_note(bundled):
 def test_language_model_continues_the_text_reproducibly(bundled):
     first = sentiment.continue_text("This movie was", 12, 0.8, 40, 7)
     again = sentiment.continue_text("This movie was", 12, 0.8, 40, 7)
-    assert first == again and first.notes == ""
+    assert first == again and first.notes == ""  # the LM's notes: no reader line, it is one model
     assert first.text.startswith('<div id="sentiment-continuation-text"') and ">This movie was</span>" in first.text
     assert len(first.generated.split()) >= 8 and html.escape(first.generated) in first.text
     assert len(first.next_words) == 10 and abs(sum(first.next_words.values())) <= 1.0
@@ -229,21 +244,33 @@ def test_a_backward_language_model_is_refused_for_continuing_texts(monkeypatch, 
     assert "backward language model" in view.notes and "continues texts with a forward one" in view.notes
 
 
-def test_the_tab_uses_the_forward_and_backward_ensemble_and_works_without_the_backward_model(bundled, monkeypatch, tmp_path):
-    text = "The first hour is slow and the lead is wooden, but the last act is TERRIFIC and the score is beautiful."
+@pytest.mark.parametrize("text, reader, first, second", [
+    (LONG_REVIEW, "long", "CLASSIFIER", "BACKWARD"),
+    ("The first hour is slow and the lead is wooden, but the last act is TERRIFIC.", "short", "SHORT", "SHORT_BACKWARD"),
+])
+def test_each_reader_is_a_forward_and_backward_pair_and_works_without_its_backward_model(bundled, monkeypatch, tmp_path,
+                                                                                         text, reader, first, second):
     analyzer = sentiment._analyzer(need_lm=False)
-    assert [m.config.backwards for m in analyzer.classifiers] == [False, True]
+    pair = analyzer.readers[reader]
+    assert [m.config.backwards for m in pair] == [False, True]
     both = sentiment.analyse(text)
-    assert both.notes == ""
+    assert no_warnings(both.notes) and ("read by the classifiers trained on one-line" in both.notes) == (reader == "short")
     prepared = analyzer.prepare(text)
-    forward_alone = analyzer.classifiers[0].predict_proba([prepared.ids])[0]
-    backward_alone = analyzer.classifiers[1].predict_proba([prepared.ids])[0]
+    assert prepared.reader == reader
+    forward_alone = pair[0].predict_proba([prepared.ids])[0]
+    backward_alone = pair[1].predict_proba([prepared.ids])[0]
     assert both.probabilities["positive"] == pytest.approx(float(forward_alone[1] + backward_alone[1]) / 2, abs=1e-5)
-    fresh_model(monkeypatch, sentiment, tmp_path, attr="BACKWARD")  # missing: the forward model alone, said so
+    fresh_model(monkeypatch, sentiment, tmp_path, attr=second)  # missing: the forward model alone, said so
     alone = sentiment.analyse(text)
     assert "backward classifier" in alone.notes and "forward model alone" in alone.notes
     assert alone.probabilities["positive"] == pytest.approx(float(forward_alone[1]), abs=1e-5)
     assert "could not be loaded" in sentiment.model_facts()  # the facts panel says why
+
+
+def test_without_the_one_liner_classifiers_the_imdb_pair_reads_everything_and_says_so(bundled, monkeypatch, tmp_path):
+    fresh_model(monkeypatch, sentiment, tmp_path, attr="SHORT")
+    view = sentiment.analyse("I hated this movie.")
+    assert view.probabilities and "short-text classifiers (`sentiment-rt`) are not available" in view.notes
 
 
 def test_schedule_figure_shows_each_group_unfreezing():
@@ -267,14 +294,18 @@ def test_model_facts_quote_the_weights_own_metrics(bundled):
     assert f"**{metrics['heldout']['accuracy']:.1%}**" in facts and "perplexity" in facts and "TF-IDF" in facts
     for run in metrics.get("lineage", []):  # a classifier trained in several runs credits each one's time and hardware
         assert f"{run['seconds'] / 60:.1f} minutes on {run['hardware']}" in facts
-    ensemble = json.loads((REPO_ROOT / "weights" / "sentiment-bwd" / "metrics.json").read_text())["ensemble"]
-    assert f"**the two together** (the tab's prediction: their probabilities averaged): accuracy **{ensemble['accuracy']:.1%}**" in facts
+    for member in ("sentiment-bwd", "sentiment-rt-bwd"):  # each pair's score, once
+        ensemble = json.loads((REPO_ROOT / "weights" / member / "metrics.json").read_text())["ensemble"]
+        assert facts.count(f"**the two together** (their probabilities averaged): accuracy **{ensemble['accuracy']:.1%}**") == 1
+    for data, app in metrics["app"].items():  # what the tab predicts, first
+        assert f"**{app['accuracy']:.1%}** on {app['n']:,} held-out {data} texts" in facts.split("\n\n")[0]
 
 
 # --- the panel's examples and claims, against the bundled weights -------------------------------------------
 EXPECTED_EXAMPLE_LABELS = {  # the label a reader of each example expects, which the models must give
     "One of the best films": "positive", "I really wanted to like this movie": "negative",
     "The first hour is slow": "positive", "Sooooo boring!!!": "negative", "A gorgeous, witty, seductive movie": "positive",
+    "A gripping, beautifully acted thriller": "positive", "I went in expecting very little": "positive",
 }
 CLAIM = re.compile(r"“([^”]+)” → \*\*(positive|negative)\*\*")
 
@@ -289,13 +320,18 @@ def test_every_example_is_classified_the_way_a_reader_expects(bundled):
     for (example,) in sentiment.EXAMPLES:
         view = sentiment.analyse(example)
         assert max(view.probabilities, key=view.probabilities.get) == _expected_label(example), example
-        assert view.notes == ""
+        warnings = [n for n in view.notes.split("\n\n") if n.startswith("⚠️")]
+        assert all("read as `<unk>`" in n for n in warnings), example  # at most a word outside a vocabulary
+    readers = [sentiment._analyzer(need_lm=False).prepare(example).reader for (example,) in sentiment.EXAMPLES]
+    assert set(readers) == {"short", "long"}  # the examples show both readers
 
 
 def _what_to_try() -> list[str]:
-    """The bullets of the panel's "What to try", one string each (continuation lines joined)."""
+    """The bullets of the panel's "What to try" and "Where these models are weak", one string each (continuation
+    lines joined)."""
     section = sentiment.EXPLANATION.split("**What to try**", 1)[1].split("\n\n", 1)[0]
-    return [" ".join(bullet.split()) for bullet in section.split("\n- ")[1:]]
+    weak = sentiment.EXPLANATION.split("### Where these models are weak\n", 1)[1]
+    return [" ".join(bullet.split()) for part in (section, weak) for bullet in ("\n" + part).split("\n- ")[1:]]
 
 
 def test_every_claim_in_what_to_try_holds_for_the_bundled_models(bundled):

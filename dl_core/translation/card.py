@@ -55,7 +55,11 @@ def lineage(init_folder: str | Path) -> list[dict]:
         return []
     metrics = json.loads(metrics_file.read_text())
     facts = metrics.get("facts", {})
-    run = {"command": facts.get("command", ""), "epochs": len(metrics.get("history", [])),
+    command = facts.get("command", "")
+    if command and "extra_train" not in facts.get("args", {}):
+        # recorded before Multi30k joined the training data by default: these flags keep the command's meaning
+        command += " --extra-train --extra-valid"
+    run = {"command": command, "epochs": len(metrics.get("history", [])),
            "seconds": round(sum(h["seconds"] for h in metrics.get("history", [])), 1), "hardware": facts.get("hardware", "?"),
            **{key: metrics[key] for key in ("heldout", "multi30k") if key in metrics}}
     return [*metrics.get("lineage", []), run]
