@@ -70,10 +70,10 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     for name, what in (("sentiment-rt", "forward"), ("sentiment-rt-bwd", "backward")):
         m = _metrics(name)["heldout"]
         pair = f" (**{100 * short['accuracy']:.2f}%**)" if what == "backward" else ""
-        out.append((name, f"ULMFiT classifier, one-liners, {what}", f"rt-polarity held-out ({m['n']:,} snippets)",
+        out.append((name, f"one-liner classifier, {what}", f"rt-polarity held-out ({m['n']:,})",
                     "accuracy" + (" (with the forward one)" if pair else ""), f"{100 * m['accuracy']:.2f}%{pair}"))
     app = _metrics("sentiment")["app"]
-    out.append(("", "≤ 64 words: the one-liner pair, else the IMDB pair",
+    out.append(("", "≤ 64 words: one-liner pair, else IMDB's",
                 f"IMDB test ({app['aclImdb']['n']:,}) · rt-polarity held-out ({app['rt-polarity']['n']:,})", "accuracy",
                 f"**{100 * app['aclImdb']['accuracy']:.2f}%** · **{100 * app['rt-polarity']['accuracy']:.2f}%**"))
     m = _metrics("sentiment-lm")["valid"]

@@ -432,3 +432,17 @@ def test_the_schedule_plot_has_its_own_title_and_no_label_chip():
     assert "learning rate" in sentiment.schedule_figure().axes[0].get_title()
     plot = next(b for b in _tab_app().blocks.values() if getattr(b, "elem_id", None) == "sentiment-schedule")
     assert plot.show_label is False
+
+
+def test_the_numbers_in_the_weaknesses_are_the_folders_own(bundled):
+    import json
+
+    from conftest import REPO_ROOT
+
+    weak = " ".join(sentiment.EXPLANATION.split("### Where these models are weak", 1)[1].split())
+    metrics = {name: json.loads((REPO_ROOT / "weights" / name / "metrics.json").read_text()) for name in ("sentiment", "sentiment-bwd")}
+    imdb_pair_on_rt = metrics["sentiment-bwd"]["ensemble"]["extra"]["rt-polarity"]["accuracy"]
+    assert f"the IMDB pair scores {imdb_pair_on_rt:.1%} on one-line reviews" in weak
+    assert f"the pair trained on one-liners {metrics['sentiment']['app']['rt-polarity']['accuracy']:.1%}" in weak
+    vocab = sentiment.SHORT.get().config.encoder.vocab
+    assert f"the {len(vocab):,} tokens seen at least twice" in weak and "“hated” is `<unk>`" in weak and "hated" not in vocab

@@ -196,7 +196,7 @@ def ensemble_section(metrics: dict) -> str:
                      f"right on {test['c']} ({gain:+.2f} points, McNemar z = {test['z']:.2f}, {format_p(test['p'])})")
     mcnemar = f"\n\nOn the {ensemble['n']:,} {ensemble['data']} texts, {'; '.join(tests)}." if tests else ""
     mcnemar += "\n\n"
-    return f"""## The forward + backward ensemble (what the app uses)
+    return f"""## The forward + backward ensemble (one of the tab's two readers)
 The sentiment tab averages the probabilities of {' and '.join(f'`{m}`' for m in ensemble['members'])}:
 
 | data | texts | {' | '.join(f'{name} alone' for name in names)} | **ensemble** | reproduce with |
@@ -340,7 +340,8 @@ def complete_classifier_metrics(folder: Path, metrics: dict, parse_train_command
             storage.update(int8_sizes(folder))
     ensemble = metrics.get("ensemble")
     if ensemble:
-        ensemble_rows = _table_commands(_section(card, "The forward + backward ensemble (what the app uses)"))
+        ensemble_rows = _table_commands(_section(card, "The forward + backward ensemble (what the app uses)")  # older cards
+                                        or _section(card, "The forward + backward ensemble (one of the tab's two readers)"))
         ensemble.setdefault("command", ensemble_rows[0] if ensemble_rows else "(not recorded)")
         for i, (name, record) in enumerate(list(ensemble.get("extra", {}).items()), 1):
             short = name.split(" (")[0]  # "rt-polarity (held-out 10%, zero-shot)" -> the data set's name
