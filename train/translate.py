@@ -1,8 +1,8 @@
 """Lesson 11: train the French -> English attention model, evaluate it with sacreBLEU, save/push it.
 
     python train/translate.py train --data ../shared/data/translation/fra-eng.tsv --out weights/translation
-    # (with Multi30k's train split added to the training pairs, and its val split to the validation loss,
-    # whenever they are under the data root; --init DIR starts from a trained folder, its vocabularies grown)
+    # without --data: the data root's Tatoeba file plus Multi30k's train split (its val split joins the validation
+    # loss); --init DIR starts from a trained folder, its vocabularies grown (how weights/translation was made)
     python train/translate.py evaluate --weights weights/translation --data ../shared/data/translation/fra-eng.tsv --split valid
     python train/translate.py lr-find --data ../shared/data/translation/fra-eng.tsv --plot lr_find.png
     python train/translate.py card --weights weights/translation      # rewrite the model card from the folder
@@ -47,12 +47,11 @@ def add_model_flags(parser: argparse.ArgumentParser):
                       help="Tatoeba TSV file or aligned-files prefix (default: the data root's fra-eng.tsv if "
                            "present, else download the full corpus)")
     data.add_argument("--download-dir", default="data/tatoeba", help="where a download goes (default: %(default)s)")
-    data.add_argument("--extra-train", nargs="*", default=_present(data_path("translation", "multi30k", "train")),
-                      metavar="PREFIX", help="more training pairs: aligned-files prefixes or TSV files; none with a bare "
-                                             "--extra-train (default: the data root's Multi30k train split, if present)")
-    data.add_argument("--extra-valid", nargs="*", default=_present(data_path("translation", "multi30k", "val")),
-                      metavar="PREFIX", help="more pairs for the validation loss (default: the data root's Multi30k val "
-                                             "split, if present)")
+    data.add_argument("--extra-train", nargs="*", default=None, metavar="PREFIX",
+                      help="more training pairs: aligned-files prefixes or TSV files; none with a bare --extra-train "
+                           "(default: without --data, the data root's Multi30k train split, if present; with --data, none)")
+    data.add_argument("--extra-valid", nargs="*", default=None, metavar="PREFIX",
+                      help="more pairs for the validation loss (default: as --extra-train, Multi30k's val split)")
     data.add_argument("--valid-pairs", type=int, default=VALID_PAIRS,
                       help="held-out pairs, whole French sentences (default: %(default)s)")
     data.add_argument("--max-train-pairs", type=int, default=0, help="cap the training pairs: quick runs, tests (default: all)")
@@ -102,7 +101,17 @@ def add_card_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", required=True, help="weight folder whose README.md to rewrite")
 
 
+def default_extra_data(args: argparse.Namespace) -> None:
+    """Fill --extra-train / --extra-valid left unset: the bundled recipe's Multi30k splits when --data is the default
+    corpus, nothing when --data names another one (a toy file stays a toy run)."""
+    default_corpus = args.data == cli.default_data("translation", "fra-eng.tsv")
+    for name, split in (("extra_train", "train"), ("extra_valid", "val")):
+        if getattr(args, name) is None:
+            setattr(args, name, _present(data_path("translation", "multi30k", split)) if default_corpus else [])
+
+
 def prepare(args: argparse.Namespace, verbose: bool) -> training.Prepared:
+    default_extra_data(args)
     return training.prepare(
         training.load_pairs(args.data, args.download_dir), n_valid=args.valid_pairs, seed=args.seed, bs=args.bs,
         min_freq=args.min_freq, max_vocab=args.max_vocab, max_train_pairs=args.max_train_pairs,
@@ -161,7 +170,10 @@ def cmd_lr_find(args: argparse.Namespace) -> None:
 
 def recorded_args(command: str) -> dict:
     """The arguments of a recorded `python train/translate.py train ...` command line, as this parser reads them."""
-    return card.train_args(cli.parse_recorded_command(__file__, __doc__, COMMANDS, command))
+    args = cli.parse_recorded_command(__file__, __doc__, COMMANDS, command)
+    if args.command == "train":
+        default_extra_data(args)  # as the run filled them (Multi30k from the data root when --data was not given)
+    return card.train_args(args)
 
 
 def cmd_card(args: argparse.Namespace) -> None:

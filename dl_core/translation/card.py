@@ -212,7 +212,7 @@ def facts_from_old_card(card: str) -> dict:
         raise ValueError("the old model card does not say the train command: add `facts` to metrics.json by hand")
     facts = {
         "command": command,
-        "n_pairs": int(_find(r"\(`[^`]*`, (\d+) pairs\)", card, "the number of pairs")),
+        "n_pairs": int(_find(r"(?:\(`[^`]*`, |\. )(\d+) pairs(?:\)| in all)", card, "the number of pairs")),
         "hardware": " ".join(_find(r"minutes on (.+?); AdamW", training, "the hardware").split()),
     }
     note = " ".join(_find(r"the lesson goes down to 0\)\.(.*?)\n\n", training, "where the recipe ends").split())
