@@ -103,9 +103,9 @@ def _check_lm(lm) -> None:
 _SHORT = ("# one-line reviews: the IMDB LM fine-tuned on rt-polarity's text, then classifiers (CPU, about 40 minutes)\n"
           "python train/lm.py train --data ../shared/data/sentiment/rt-polarity.pos --init weights/sentiment-lm --out runs/rt/lm-fwd "
           "--bs 32 --epochs 6 --drop-mult 0.3 --min-freq 2 --lr 3e-3 --valid-fraction 0.05\n"
-          "python train/sentiment.py train --data ../shared/data/sentiment/rt-polarity.pos --lm runs/rt/lm-fwd --out runs/rt/clf-fwd "
-          "--epochs 8 --drop-mult 0.5 --lr 1e-2\n"
-          "python -m dl_core.hub int8 runs/rt/clf-fwd weights/sentiment-rt\n"
+          "python train/sentiment.py train --data ../shared/data/sentiment/rt-polarity.pos --lm runs/rt/lm-fwd --out runs/rt/clf-fwd-b "
+          "--epochs 16 --drop-mult 0.3 --lr 1e-2\n"
+          "python -m dl_core.hub int8 runs/rt/clf-fwd-b weights/sentiment-rt\n"
           "# and the same with --backwards for weights/sentiment-rt-bwd: docs/training.md has every command")
 
 CLASSIFIER = LazyModel("sentiment", _load_classifier, _PIPELINE, check=_check_classifier)
@@ -118,11 +118,11 @@ LM = LazyModel("sentiment-lm", _load_lm, _PIPELINE, check=_check_lm)
 def _load_for_tab(name: str, required: bool):
     """A classifier of the tab's bundle (dl_core.ulmfit.infer.APP_BUNDLE); None for an optional one that is missing."""
     model = {m.name: m for m in (CLASSIFIER, BACKWARD, SHORT, SHORT_BACKWARD)}[name]
-    if required:
-        return model.get()
     try:
         return model.get()
     except ModelUnavailable:
+        if required:
+            raise
         return None
 
 
