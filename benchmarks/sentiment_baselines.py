@@ -7,7 +7,8 @@ classifiers are scored on (IMDB train/ -> test/; rt-polarity's seeded 10%, as `t
 - TF-IDF + logistic regression: unigrams and bigrams, sublinear term frequencies.
 - NBSVM (Wang & Manning 2012, "Baselines and bigrams"): binarised unigram + bigram counts scaled by the naive
   Bayes log-count ratio r = log((p / |p|_1) / (q / |q|_1)) (p, q: smoothed feature counts of the positive and
-  negative texts), then a linear classifier; here logistic regression, as in fast.ai's version of it.
+  negative texts), then a linear classifier; here logistic regression, as in fast.ai's version of it. (The tab's
+  one-liner reader uses the same model on the tokeniser's words, trained by `train/sentiment.py nbsvm`.)
 The texts are read as they are (IMDB's `<br />` line breaks become spaces); both models are deterministic.
 Their settings were fixed beforehand, not tuned on the test texts: scikit-learn's C = 1 for TF-IDF, fast.ai's
 C = 0.1 for NBSVM.
@@ -28,6 +29,7 @@ from sklearn.linear_model import LogisticRegression
 
 from dl_core.paths import WEIGHTS_DIR, data_path, display_path
 from dl_core.ulmfit.data import load_sentiment_data
+from dl_core.ulmfit.nbsvm import nb_log_count_ratio
 
 _BREAK = re.compile(r"<br\s*/?>", re.I)
 
@@ -42,14 +44,6 @@ def tfidf_logistic(train_texts, train_labels, test_texts, C: float = 1.0) -> np.
     x_train, x_test = vectorizer.fit_transform(train_texts), vectorizer.transform(test_texts)
     model = LogisticRegression(C=C, max_iter=1000, solver="liblinear").fit(x_train, train_labels)
     return model.predict(x_test)
-
-
-def nb_log_count_ratio(x: sparse.csr_matrix, labels: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """r = log((p / |p|_1) / (q / |q|_1)), p and q the alpha-smoothed feature counts of the positive and
-    negative texts: how much more often each feature comes with a positive label."""
-    p = alpha + np.asarray(x[labels == 1].sum(0)).ravel()
-    q = alpha + np.asarray(x[labels == 0].sum(0)).ravel()
-    return np.log((p / p.sum()) / (q / q.sum()))
 
 
 def nbsvm(train_texts, train_labels, test_texts, C: float = 0.1) -> np.ndarray:

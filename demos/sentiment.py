@@ -57,10 +57,9 @@ _TAG = re.compile(r"<(?!br\s*/?>)/?[a-zA-Z][^<>]{0,200}>")  # HTML tags other th
 
 
 def _load_classifier(folder: str):
-    from dl_core.hub import load_model
-    from dl_core.ulmfit.model import TextClassifier
+    from dl_core.ulmfit.infer import load_reader_model
 
-    return load_model(TextClassifier, folder)
+    return load_reader_model(folder)  # a network, or the one-liner reader's NBSVM
 
 
 def _load_lm(folder: str):
@@ -88,6 +87,11 @@ def _check_classifier(model) -> None:
     """One tiny forward pass, so a config that loads but no longer runs is explained once, in this tab."""
     import torch
 
+    from dl_core.ulmfit.nbsvm import NBSVM
+
+    if isinstance(model, NBSVM):
+        model.predict_proba([["a", "good", "film"]])
+        return
     with torch.no_grad():
         model(torch.tensor([[1, 4, 5]]), torch.tensor([3]))
 
@@ -106,18 +110,20 @@ _SHORT = ("# one-line reviews: the IMDB LM fine-tuned on rt-polarity's text, the
           "python train/sentiment.py train --data ../shared/data/sentiment/rt-polarity.pos --lm runs/rt/lm-fwd --out runs/rt/clf-fwd-b "
           "--epochs 16 --drop-mult 0.3 --lr 1e-2\n"
           "python -m dl_core.hub int8 runs/rt/clf-fwd-b weights/sentiment-rt\n"
-          "# and the same with --backwards for weights/sentiment-rt-bwd: docs/training.md has every command")
+          "# docs/training.md has every command")
+_NBSVM = ("python train/sentiment.py nbsvm --data ../shared/data/sentiment/rt-polarity.pos "
+          "--extra-train ../shared/data/sentiment/aclImdb_v1.tar.gz --out weights/sentiment-nbsvm   # under a minute")
 
 CLASSIFIER = LazyModel("sentiment", _load_classifier, _PIPELINE, check=_check_classifier)
 BACKWARD = LazyModel("sentiment-bwd", _load_classifier, _BACKWARD, check=_check_classifier)  # optional: the forward model works alone
 SHORT = LazyModel("sentiment-rt", _load_classifier, _SHORT, check=_check_classifier)  # optional: without it IMDB's read everything
-SHORT_BACKWARD = LazyModel("sentiment-rt-bwd", _load_classifier, _SHORT, check=_check_classifier)
+SHORT_NBSVM = LazyModel("sentiment-nbsvm", _load_classifier, _NBSVM, check=_check_classifier)
 LM = LazyModel("sentiment-lm", _load_lm, _PIPELINE, check=_check_lm)
 
 
 def _load_for_tab(name: str, required: bool):
     """A classifier of the tab's bundle (dl_core.ulmfit.infer.APP_BUNDLE); None for an optional one that is missing."""
-    model = {m.name: m for m in (CLASSIFIER, BACKWARD, SHORT, SHORT_BACKWARD)}[name]
+    model = {m.name: m for m in (CLASSIFIER, BACKWARD, SHORT, SHORT_NBSVM)}[name]
     try:
         return model.get()
     except ModelUnavailable:
@@ -134,8 +140,8 @@ def _analyzer(need_lm: bool):
     return app_analyzer(_load_for_tab, LM.get() if need_lm else None)
 
 
-BACKWARD_MISSING = ("The backward classifier (`{name}`) is not available, so this is the forward model alone, "
-                    "a little less accurate than the two together. The **How well they do** panel says why.")
+SECOND_MISSING = ("The second model of this reader (`{name}`) is not available, so this is `{first}` alone, "
+                  "less accurate than the two together. The **How well they do** panel says why.")
 
 
 def reader_note(reader: str, n_words: int, has_short: bool, short_max_words: int) -> str:
@@ -150,6 +156,20 @@ def reader_note(reader: str, n_words: int, has_short: bool, short_max_words: int
                 f"so short texts go to them too. {SHORT.note or ''}").strip()
     return (f"{n_words:,} words (more than {short_max_words}): read by {READER_NAMES['long']}. "
             f"Texts up to {short_max_words} words go to classifiers trained on one-line reviews.")
+
+
+def ngram_note(models: list, tokens: list[str], k: int = 6) -> str:
+    """The NBSVM's view, when it is one of the reader's models: the n-grams of the text that push it hardest."""
+    from dl_core.ulmfit.nbsvm import NBSVM
+
+    nbsvm = next((m for m in models if isinstance(m, NBSVM)), None)
+    if nbsvm is None:
+        return ""
+    pushes = nbsvm.contributions(tokens)[:k]
+    if not pushes:
+        return " The NBSVM knows none of this text's words and n-grams: it gives its prior."
+    shown = ", ".join(f"{code_span(g)} {w:+.2f}" for g, w in pushes)
+    return f" The NBSVM's strongest n-grams here (log-odds towards positive): {shown}."
 
 
 # --- pure handlers -------------------------------------------------------------------------------------
@@ -356,6 +376,7 @@ def analyse(text: str | None) -> SentimentView:
     """Classify `text` and attribute the prediction to its words; problems become notes, never exceptions."""
     from dl_core.text import Vocab, fix_html
     from dl_core.ulmfit.infer import count_words
+    from dl_core.ulmfit.nbsvm import NBSVM
 
     try:
         text, notes = clean_input(text)
@@ -369,9 +390,9 @@ def analyse(text: str | None) -> SentimentView:
         return SentimentView([], {}, "", str(err))
     prepared = analyzer.prepare(text)
     group = analyzer.readers[prepared.reader]
-    first, second = (CLASSIFIER, BACKWARD) if prepared.reader == "long" else (SHORT, SHORT_BACKWARD)
-    backward_note = second.note if len(group) > 1 else BACKWARD_MISSING.format(name=second.name)
-    notes += [note for note in (first.note, backward_note) if note]
+    first, second = (CLASSIFIER, BACKWARD) if prepared.reader == "long" else (SHORT, SHORT_NBSVM)
+    second_note = second.note if len(group) > 1 else SECOND_MISSING.format(name=second.name, first=first.name)
+    notes += [note for note in (first.note, second_note) if note]
     words = len(prepared.ids) - 1 - sum(t in TOKEN_KINDS for t in prepared.tokens[1:])
     if len(prepared.ids) <= 1:
         return SentimentView([], {}, "", "There is nothing the model can read in this text (only spaces or symbols it drops).")
@@ -382,8 +403,10 @@ def analyse(text: str | None) -> SentimentView:
     if prepared.n_unknown:
         share = prepared.n_unknown / (len(prepared.ids) - 1)
         unknown = sorted({t for t, i in zip(prepared.original_tokens, prepared.ids) if i == Vocab.unk_id})[:12]
+        nbsvm_reads = any(isinstance(m, NBSVM) for m in group)
         notes.append(f"{prepared.n_unknown} of {len(prepared.ids) - 1} tokens ({share:.0%}) are outside the model's "
-                     f"vocabulary and read as `<unk>`: {', '.join(code_span(t) for t in unknown)}.")
+                     f"vocabulary and read as `<unk>`: {', '.join(code_span(t) for t in unknown)}."
+                     + (" (The network's vocabulary: the NBSVM beside it reads any word it has seen.)" if nbsvm_reads else ""))
         if share > 0.4:
             notes.append("Most of the text is unknown to the model: it learnt English from movie reviews, so the "
                          "probabilities below say little about this text.")
@@ -395,7 +418,7 @@ def analyse(text: str | None) -> SentimentView:
     shown = fix_html(text)  # what the tokeniser read: the typed text, HTML entities and <br /> decoded
     pieces = typed_pieces(shown, scored.original_tokens, scores)
     reader = reader_note(prepared.reader, count_words(prepared.original_tokens[1:]), "short" in analyzer.readers,
-                         analyzer.short_max_words)
+                         analyzer.short_max_words) + ngram_note(group, prepared.original_tokens)
     return SentimentView(
         token_view(prepared.original_tokens, prepared.ids), probabilities,
         attribution_html(shown, pieces, len(prepared.ids) - len(scored.ids), seconds),
@@ -470,7 +493,7 @@ def model_facts() -> str:
     """What the loaded classifiers and LM were trained on and how well they do, from their metrics.json."""
     lines, ensembles_shown, baselines, app = [], set(), "", ""
     models = ((CLASSIFIER, "IMDB classifier"), (BACKWARD, "IMDB backward classifier"), (SHORT, "one-line classifier"),
-              (SHORT_BACKWARD, "one-line backward classifier"), (LM, "language model"))
+              (SHORT_NBSVM, "one-line NBSVM"), (LM, "language model"))
     for model, what in models:
         try:
             model.get()

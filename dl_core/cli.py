@@ -120,11 +120,11 @@ def fit(learn: Learner, args: argparse.Namespace) -> list[dict] | None:
     return learn.get(Recorder).history
 
 
-def save(args: argparse.Namespace, model, card: str, metrics: dict) -> Path | None:
+def save(args: argparse.Namespace, model, card: str, metrics: dict, fp16: bool = True) -> Path | None:
     """The end of every train command: write the weight folder (--out) and push it (--push-to-hub)."""
     if not args.out:
         return None
-    return hub.save_and_push(model, args.out, card, metrics, args.push_to_hub)
+    return hub.save_and_push(model, args.out, card, metrics, args.push_to_hub, fp16=fp16)
 
 
 def default_data(*parts: str) -> str | None:

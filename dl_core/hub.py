@@ -220,12 +220,13 @@ def _recorded_accuracies(metrics: dict) -> dict[str, float]:
     return scores | {name: record["accuracy"] for name, record in metrics.get("extra", {}).items() if "accuracy" in record}
 
 
-def save_and_push(model: nn.Module, folder: str | Path, card: str, metrics: dict, push_to: str | None = None) -> Path:
+def save_and_push(model: nn.Module, folder: str | Path, card: str, metrics: dict, push_to: str | None = None,
+                  fp16: bool = True) -> Path:
     """What every train script does at the end: write the weight folder, then push it if asked.
 
     A failed push (no network, no token) ends the script with a clear message; the folder is already saved.
     """
-    folder = save_model(model, folder, card, metrics=metrics)
+    folder = save_model(model, folder, card, metrics=metrics, fp16=fp16)
     print(f"saved {folder}")
     if push_to:
         try:

@@ -28,6 +28,9 @@ def _model_class(name: str):
     if name == "sentiment-lm":
         from dl_core.ulmfit.model import LanguageModel
         return LanguageModel
+    if name == "sentiment-nbsvm":
+        from dl_core.ulmfit.nbsvm import NBSVM
+        return NBSVM
     if name.startswith("sentiment"):
         from dl_core.ulmfit.model import TextClassifier
         return TextClassifier
@@ -36,12 +39,15 @@ def _model_class(name: str):
 
 
 def _size(name: str) -> str:
-    """Parameters (from the loaded model) and the weight file's size as stored."""
+    """Parameters (from the loaded model) and the weight file's size as stored (an NBSVM's with config.json, where
+    its n-grams are)."""
     from dl_core.hub import load_model
 
-    model = load_model(_model_class(name), WEIGHTS_DIR / name)
+    model_class = _model_class(name)
+    model = load_model(model_class, WEIGHTS_DIR / name)
     params = sum(p.numel() for p in model.parameters())
-    megabytes = (WEIGHTS_DIR / name / "model.safetensors").stat().st_size / 1e6
+    files = ("model.safetensors", "config.json") if model_class.__name__ == "NBSVM" else ("model.safetensors",)
+    megabytes = sum((WEIGHTS_DIR / name / f).stat().st_size for f in files) / 1e6
     return f"{params / 1e6:.1f}M, {megabytes:.1f} MB"
 
 
@@ -66,12 +72,12 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     out.append(("sentiment-bwd", "ULMFiT classifier, backward", f"IMDB test ({backward['heldout']['n']:,} reviews)",
                 "accuracy (with the forward one)",
                 f"{100 * backward['heldout']['accuracy']:.2f}% (**{100 * pair:.2f}%**)"))
-    short = _metrics("sentiment-rt-bwd")["ensemble"]
-    for name, what in (("sentiment-rt", "forward"), ("sentiment-rt-bwd", "backward")):
+    short = _metrics("sentiment-nbsvm")["ensemble"]
+    for name, what in (("sentiment-rt", "one-liner classifier"), ("sentiment-nbsvm", "one-liner NBSVM, n-grams")):
         m = _metrics(name)["heldout"]
-        pair = f" (**{100 * short['accuracy']:.2f}%**)" if what == "backward" else ""
-        out.append((name, f"one-liner classifier, {what}", f"rt-polarity held-out ({m['n']:,})",
-                    "accuracy" + (" (with the forward one)" if pair else ""), f"{100 * m['accuracy']:.2f}%{pair}"))
+        pair = f" (**{100 * short['accuracy']:.2f}%**)" if name == "sentiment-nbsvm" else ""
+        out.append((name, what, f"rt-polarity held-out ({m['n']:,})",
+                    "accuracy" + (" (with the classifier)" if pair else ""), f"{100 * m['accuracy']:.2f}%{pair}"))
     app = _metrics("sentiment")["app"]
     out.append(("", "≤ 64 words: one-liner pair, else IMDB's",
                 f"IMDB test ({app['aclImdb']['n']:,}) · rt-polarity held-out ({app['rt-polarity']['n']:,})", "accuracy",

@@ -14,7 +14,7 @@ def bundled(monkeypatch):
     fresh_model(monkeypatch, sentiment, attr="CLASSIFIER")
     fresh_model(monkeypatch, sentiment, attr="BACKWARD")
     fresh_model(monkeypatch, sentiment, attr="SHORT")
-    fresh_model(monkeypatch, sentiment, attr="SHORT_BACKWARD")
+    fresh_model(monkeypatch, sentiment, attr="SHORT_NBSVM")
     fresh_model(monkeypatch, sentiment, attr="LM")
 
 
@@ -246,24 +246,30 @@ def test_a_backward_language_model_is_refused_for_continuing_texts(monkeypatch, 
 
 @pytest.mark.parametrize("text, reader, first, second", [
     (LONG_REVIEW, "long", "CLASSIFIER", "BACKWARD"),
-    ("The first hour is slow and the lead is wooden, but the last act is TERRIFIC.", "short", "SHORT", "SHORT_BACKWARD"),
+    ("The first hour is slow and the lead is wooden, but the last act is TERRIFIC.", "short", "SHORT", "SHORT_NBSVM"),
 ])
-def test_each_reader_is_a_forward_and_backward_pair_and_works_without_its_backward_model(bundled, monkeypatch, tmp_path,
-                                                                                         text, reader, first, second):
+def test_each_reader_is_a_pair_and_works_without_its_second_model(bundled, monkeypatch, tmp_path, text, reader, first, second):
+    from dl_core.ulmfit.infer import reader_probabilities
+    from dl_core.ulmfit.nbsvm import NBSVM
+
     analyzer = sentiment._analyzer(need_lm=False)
     pair = analyzer.readers[reader]
-    assert [m.config.backwards for m in pair] == [False, True]
+    if reader == "long":  # ULMFiT's forward + backward classifiers
+        assert [m.config.backwards for m in pair] == [False, True]
+    else:  # the one-liner network and the NBSVM
+        assert not pair[0].config.backwards and isinstance(pair[1], NBSVM)
     both = sentiment.analyse(text)
-    assert no_warnings(both.notes) and ("read by the classifiers trained on one-line" in both.notes) == (reader == "short")
+    assert no_warnings(both.notes) and ("read by the one-liner pair" in both.notes) == (reader == "short")
+    assert ("The NBSVM's strongest n-grams here" in both.notes) == (reader == "short")
     prepared = analyzer.prepare(text)
     assert prepared.reader == reader
-    forward_alone = pair[0].predict_proba([prepared.ids])[0]
-    backward_alone = pair[1].predict_proba([prepared.ids])[0]
-    assert both.probabilities["positive"] == pytest.approx(float(forward_alone[1] + backward_alone[1]) / 2, abs=1e-5)
-    fresh_model(monkeypatch, sentiment, tmp_path, attr=second)  # missing: the forward model alone, said so
+    first_alone, second_alone = (reader_probabilities(m, prepared) for m in pair)
+    assert both.probabilities["positive"] == pytest.approx(float(first_alone[1] + second_alone[1]) / 2, abs=1e-5)
+    fresh_model(monkeypatch, sentiment, tmp_path, attr=second)  # missing: the first model alone, said so
     alone = sentiment.analyse(text)
-    assert "backward classifier" in alone.notes and "forward model alone" in alone.notes
-    assert alone.probabilities["positive"] == pytest.approx(float(forward_alone[1]), abs=1e-5)
+    assert f"second model of this reader (`{getattr(sentiment, second).name}`)" in alone.notes
+    assert f"`{getattr(sentiment, first).name}` alone" in alone.notes
+    assert alone.probabilities["positive"] == pytest.approx(float(first_alone[1]), abs=1e-5)
     assert "could not be loaded" in sentiment.model_facts()  # the facts panel says why
 
 
@@ -294,7 +300,7 @@ def test_model_facts_quote_the_weights_own_metrics(bundled):
     assert f"**{metrics['heldout']['accuracy']:.1%}**" in facts and "perplexity" in facts and "TF-IDF" in facts
     for run in metrics.get("lineage", []):  # a classifier trained in several runs credits each one's time and hardware
         assert f"{run['seconds'] / 60:.1f} minutes on {run['hardware']}" in facts
-    for member in ("sentiment-bwd", "sentiment-rt-bwd"):  # each pair's score, once
+    for member in ("sentiment-bwd", "sentiment-nbsvm"):  # each pair's score, once
         ensemble = json.loads((REPO_ROOT / "weights" / member / "metrics.json").read_text())["ensemble"]
         assert facts.count(f"**the two together** (their probabilities averaged): accuracy **{ensemble['accuracy']:.1%}**") == 1
     for data, app in metrics["app"].items():  # what the tab predicts, first
@@ -443,6 +449,6 @@ def test_the_numbers_in_the_weaknesses_are_the_folders_own(bundled):
     metrics = {name: json.loads((REPO_ROOT / "weights" / name / "metrics.json").read_text()) for name in ("sentiment", "sentiment-bwd")}
     imdb_pair_on_rt = metrics["sentiment-bwd"]["ensemble"]["extra"]["rt-polarity"]["accuracy"]
     assert f"the IMDB pair scores {imdb_pair_on_rt:.1%} on one-line reviews" in weak
-    assert f"the pair trained on one-liners {metrics['sentiment']['app']['rt-polarity']['accuracy']:.1%}" in weak
+    assert f"the one-liner pair {metrics['sentiment']['app']['rt-polarity']['accuracy']:.1%}" in weak
     vocab = sentiment.SHORT.get().config.encoder.vocab
     assert f"the {len(vocab):,} tokens seen at least twice" in weak and "“hated” is `<unk>`" in weak and "hated" not in vocab

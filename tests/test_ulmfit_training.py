@@ -269,6 +269,42 @@ def test_a_backward_classifier_and_the_ensemble_evaluation(tmp_path, capsys):
     assert "## The forward + backward ensemble" in card and "McNemar z =" in card and f"**{record['accuracy']:.4f}**" in card
 
 
+def test_the_nbsvm_command_trains_scores_and_joins_a_network(tmp_path, capsys):
+    """`train/sentiment.py nbsvm` fits on --data's training part without the classifiers' validation split (and on
+    --extra-train's), records held-out, validation and extra scores and writes a card; evaluate --split valid then
+    scores it with a network on that validation split, the texts ensembles are chosen on."""
+    from dl_core.ulmfit.data import load_labelled
+    from dl_core.ulmfit.nbsvm import NBSVM
+    from dl_core.ulmfit.training import classifier_split
+    from train.sentiment import main
+
+    data, extra = str(separable_csv(tmp_path / "a.csv", seed=0)), str(separable_csv(tmp_path / "b.csv", n_docs=60, seed=1))
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--workers", "0"]
+    main(["nbsvm", "--data", data, "--extra-train", extra, "--extra-eval", extra, *cache, "--valid-fraction", "0.1",
+          "--out", str(tmp_path / "nb")])
+    metrics = json.loads((tmp_path / "nb" / "metrics.json").read_text())
+    train = load_labelled(data, str(tmp_path / "cache"), 0, progress=False).parts["train"]
+    fit, valid = classifier_split(train, 0.1, 42)
+    assert metrics["facts"]["train_texts"] == {"a.csv": len(fit), "b.csv": 54} and metrics["valid"]["n"] == len(valid) == 22
+    assert metrics["heldout"]["accuracy"] >= 0.9 and metrics["heldout"]["n"] == 24 and extra in metrics["extra"]
+    assert metrics["train_args"]["command_line"].startswith("python train/sentiment.py nbsvm --data")
+    card = (tmp_path / "nb" / "README.md").read_text()
+    assert "# Lesson 10 · NBSVM" in card and "Towards **negative**" in card and f"**{metrics['heldout']['accuracy']:.4f}**" in card
+    assert (tmp_path / "nb" / "model.safetensors").stat().st_size > 4 * len(json.loads((tmp_path / "nb" / "config.json").read_text())["ngrams"])
+    main(["card", "--weights", str(tmp_path / "nb")])  # the card command rewrites it the same way
+    assert (tmp_path / "nb" / "README.md").read_text() == card
+    main(["train", "--data", data, *cache, "--from-scratch", "--out", str(tmp_path / "fwd"), "--bs", "16", "--valid-fraction", "0.1",
+          "--drop-mult", "0.1", "--epochs", "4", "--min-freq", "1", "--emb-dim", "16", "--hidden-dim", "16", "--n-layers", "1"])
+    capsys.readouterr()
+    main(["evaluate", "--weights", str(tmp_path / "fwd"), str(tmp_path / "nb"), "--data", data, *cache, "--split", "valid",
+          "--valid-fraction", "0.1"])
+    out = capsys.readouterr()
+    assert json.loads(out.out.strip().splitlines()[-1])["n"] == 22 and "valid: 22 texts" in out.err and "log-loss" in out.err
+    with pytest.raises(SystemExit, match="choosing among models"):
+        main(["evaluate", "--weights", str(tmp_path / "nb"), "--data", data, *cache, "--split", "valid", "--write"])
+    assert isinstance(NBSVM.from_pretrained(str(tmp_path / "nb")), NBSVM)
+
+
 def test_scripts_run_under_bf16_mixed_precision(tmp_path):
     """The GPU pipeline's `--mixed-precision bf16` path, here through CPU autocast: a few steps of each stage."""
     from accelerate.state import AcceleratorState

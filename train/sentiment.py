@@ -19,11 +19,18 @@
     python train/sentiment.py evaluate --weights weights/sentiment weights/sentiment-bwd \\
         --data ../shared/data/sentiment/aclImdb_v1.tar.gz --write
     python train/sentiment.py card --weights weights/sentiment-bwd
+    # the one-liner reader's bag-of-n-grams half: NBSVM on rt-polarity's training texts (the classifiers'
+    # validation split kept out) and IMDB's training reviews; then the pair on that validation split
+    python train/sentiment.py nbsvm --data ../shared/data/sentiment/rt-polarity.pos \
+        --extra-train ../shared/data/sentiment/aclImdb_v1.tar.gz --out weights/sentiment-nbsvm
+    python train/sentiment.py evaluate --weights weights/sentiment-rt weights/sentiment-nbsvm \
+        --data ../shared/data/sentiment/rt-polarity.pos --split valid
 
 Data: aclImdb (tar.gz or folder; the classifier trains on train/, is scored on test/), a CSV with
 `label,text` columns (held-out rows: `is_valid`, else a seeded 10%), rt-polarity .pos/.neg (a seeded 10%
 held out), or a token archive of any of them (`*.tokens.tar.xz` from `train/ulmfit_gpu.py prepare`).
-`evaluate` scores the held-out part (`--split all`: everything) and prints `{"accuracy": ..., "n": ...}` last.
+`evaluate` scores the held-out part (`--split all`: everything; `--split valid`: the classifiers' validation texts)
+and prints `{"accuracy": ..., "n": ...}` last.
 
 Training is ULMFiT's: the encoder starts from the LM's, the layer groups (embedding, LSTM 1-3, head) get
 discriminative LRs (/2.6 per group down), and gradual unfreezing trains the head alone, then one more
@@ -48,8 +55,9 @@ from dl_core.ulmfit import card, training
 from dl_core.ulmfit.data import TokenizedSplit, load_labelled
 from dl_core.paths import display_path
 from dl_core.ulmfit.evaluate import accuracy_on, app_accuracy, record_app, record_ensemble, record_single
-from dl_core.ulmfit.infer import APP_BUNDLE, SHORT_TEXT_WORDS, app_analyzer, check_ensemble
-from dl_core.ulmfit.model import TextClassifier, classifier_loss
+from dl_core.ulmfit.infer import APP_BUNDLE, SHORT_TEXT_WORDS, app_analyzer, check_ensemble, load_reader_model
+from dl_core.ulmfit.model import classifier_loss
+from dl_core.ulmfit.nbsvm import NBSVM
 
 DATA_HELP = "aclImdb tar.gz or folder, CSV (label,text), rt-polarity .pos/.neg, or a token archive of one"
 
@@ -117,8 +125,12 @@ def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
                         help="record the score in the folders' metrics.json (several: the ensemble's, with McNemar's test "
                              "against each member; one: as its held-out or extra score); then rewrite the cards with `card`")
     training.add_data_flags(parser, default=None, what=DATA_HELP, evaluate=True)
-    parser.add_argument("--split", choices=["heldout", "all"], default="heldout",
-                        help="'heldout': aclImdb test/, CSV is_valid rows or the seeded 10%%; 'all': every labelled text")
+    parser.add_argument("--split", choices=["heldout", "all", "valid"], default="heldout",
+                        help="'heldout': aclImdb test/, CSV is_valid rows or the seeded 10%%; 'all': every labelled text; "
+                             "'valid': the training part's seeded --valid-fraction the classifiers validated on (to choose "
+                             "among models without touching the held-out texts)")
+    parser.add_argument("--valid-fraction", type=float, default=0.04,
+                        help="with --split valid: the share train used (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=0, help="only a seeded N of the texts")
 
 
@@ -130,13 +142,16 @@ def _load_from(weights_dir: str):
                 raise SystemExit(f"{folder}: no model.safetensors (the tab needs it)")
             print(f"{folder}: not there, the tab would go without it", file=sys.stderr)
             return None
-        return hub.load_model(TextClassifier, folder)
+        return load_reader_model(folder)
 
     return load
 
 
 def _labelled_split(args: argparse.Namespace):
     data = load_labelled(args.data, args.cache_dir or None, args.workers, seed=args.seed)
+    if args.split == "valid":
+        train = data.parts["train"]
+        return data, train.select(training.classifier_split(train, args.valid_fraction, args.seed)[1]).sample(args.limit, args.seed)
     parts = [data.parts["heldout"]] if args.split == "heldout" else [data.parts[n] for n in ("train", "heldout")]
     split = TokenizedSplit(TokenizedCorpus.concat([p.corpus for p in parts]), np.concatenate([p.labels for p in parts]))
     return data, split.sample(args.limit, args.seed)
@@ -170,7 +185,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         return cmd_evaluate_app(args)
     if not args.weights:
         raise SystemExit("evaluate: give --weights DIR [DIR ...], or --app for the tab's classifiers")
-    models = [hub.load_model(TextClassifier, folder) for folder in args.weights]
+    if args.write and args.split == "valid":
+        raise SystemExit("evaluate: --split valid is for choosing among models; --write records held-out scores only")
+    models = [load_reader_model(folder) for folder in args.weights]
     try:
         check_ensemble(models)
     except ValueError as err:
@@ -180,8 +197,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     data, split = _labelled_split(args)
     t0 = time.perf_counter()
     result = accuracy_on(models, split)
-    print(f"{data.name}: {result['n']} texts classified in {time.perf_counter() - t0:.1f}s "
-          f"({result['n_cut']} cut at {models[0].config.max_len} tokens)", file=sys.stderr)
+    cut = next((f" ({result['n_cut']} cut at {m.config.max_len} tokens)" for m in models if not isinstance(m, NBSVM)), "")
+    print(f"{data.name}, {args.split}: {result['n']} texts classified in {time.perf_counter() - t0:.1f}s{cut}; "
+          f"log-loss {result['log_loss']:.4f}", file=sys.stderr)
     for folder, accuracy, test in zip(args.weights, result.get("members", []), result.get("mcnemar", [])):
         print(f"  {folder} alone: {accuracy}; the ensemble is right where it is wrong on {test['b']}, wrong where it is "
               f"right on {test['c']} (McNemar z = {test['z']}, {format_p(test['p'])})", file=sys.stderr)
@@ -193,8 +211,55 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps({"accuracy": result["accuracy"], "n": result["n"]}))
 
 
+def add_nbsvm_flags(parser: argparse.ArgumentParser) -> None:
+    training.add_data_flags(parser, default=cli.default_data("sentiment", "rt-polarity.pos"), what=DATA_HELP)
+    parser.add_argument("--extra-train", action="append", default=[], metavar="PATH",
+                        help="also learn from this data's training part (repeatable; e.g. IMDB's reviews: their words and phrases)")
+    parser.add_argument("--valid-fraction", type=float, default=0.04,
+                        help="share of --data's training texts kept out: the classifiers' validation split, same seed (default: %(default)s)")
+    parser.add_argument("--max-features", type=int, default=100_000, help="the most frequent n-grams kept (default: %(default)s)")
+    parser.add_argument("--C", type=float, default=0.1, help="inverse L2 strength of the logistic regression (default: %(default)s, fast.ai's)")
+    parser.add_argument("--extra-eval", action="append", default=[], metavar="PATH", help="also report accuracy on this data's held-out part")
+    parser.add_argument("--seed", type=int, default=42, help="the seed of the data's splits (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=None, help="tokenising processes; 0: none (default: all CPUs)")
+    parser.add_argument("--out", default="weights/sentiment-nbsvm", help="weight folder to write; '' to write none (default: %(default)s)")
+    parser.add_argument("--push-to-hub", metavar="REPO", help="upload the weight folder to this Hub repo (token: HF_TOKEN)")
+
+
+def cmd_nbsvm(args: argparse.Namespace) -> None:
+    """Fit an NBSVM (the lesson's bag-of-n-grams baseline, one weight per n-gram), score it, save it like the networks."""
+    t0 = time.perf_counter()
+    data = load_labelled(args.data, args.cache_dir or None, args.workers, seed=args.seed)
+    train = data.parts["train"]
+    fit_idx, valid_idx = training.classifier_split(train, args.valid_fraction, args.seed)
+    parts = {data.name: train.select(fit_idx)}
+    for extra in args.extra_train:
+        extra_data = load_labelled(extra, args.cache_dir or None, args.workers, seed=args.seed)
+        extra_train = extra_data.parts["train"]
+        parts[extra_data.name] = extra_train.select(np.flatnonzero(extra_train.labels >= 0).tolist())
+    texts = [split.corpus[i] for split in parts.values() for i in range(len(split))]
+    labels = np.concatenate([split.labels for split in parts.values()])
+    model = NBSVM.fit(texts, labels, max_features=args.max_features, C=args.C)
+    seconds = time.perf_counter() - t0
+    metrics = {"heldout": accuracy_on(model, data.parts["heldout"]), "valid": accuracy_on(model, train.select(valid_idx))}
+    for extra in args.extra_eval:
+        metrics.setdefault("extra", {})[extra] = accuracy_on(model, load_labelled(extra, args.cache_dir or None, args.workers, seed=args.seed).parts["heldout"])
+    print(json.dumps({k: v for k, v in metrics.items() if k != "extra"}))
+    weights = f"weights/{Path(args.out).name}"
+    metrics.update(
+        facts={"data": data.name, "n_train": len(texts), "n_valid": len(valid_idx), "n_features": len(model.config.ngrams),
+               "n_params": len(model.config.ngrams) + 1, "train_texts": {name: len(split) for name, split in parts.items()},
+               "seconds": round(seconds, 1), "hardware": hub.describe_hardware()},
+        train_args=training.recorded_settings(args),
+        commands={"heldout": training.classifier_evaluate_command(weights, args.data),
+                  "valid": training.classifier_evaluate_command(weights, args.data) + " --split valid",
+                  **{extra: training.classifier_evaluate_command(weights, extra) for extra in args.extra_eval}})
+    cli.save(args, model, card.nbsvm_card(model, metrics), metrics, fp16=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     cli.main(__file__, __doc__, {"train": (add_train_flags, cmd_train), "evaluate": (add_evaluate_flags, cmd_evaluate),
+                                 "nbsvm": (add_nbsvm_flags, cmd_nbsvm),
                                  "card": (training.add_card_flags, training.card_command(add_train_flags))}, argv)
 
 

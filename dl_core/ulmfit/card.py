@@ -23,6 +23,7 @@ from dl_core import hub
 from dl_core.metrics import format_p
 from dl_core.ulmfit.evaluate import order_ensemble
 from dl_core.ulmfit.model import AWDLSTMConfig, ClassifierConfig
+from dl_core.ulmfit.nbsvm import NBSVM
 
 FRONT_MATTER = """---
 library_name: fastai-part2-demos
@@ -127,9 +128,9 @@ def app_section(metrics: dict) -> str:
         rows.append(f"| {name} {'held-out part' if r['split'] == 'heldout' else 'all texts'} | {r['n']:,} | **{r['accuracy']:.4f}** | "
                     f"{readers} | `{r['command']}` |")
     words = next((r["short_max_words"] for r in app.values() if "short_max_words" in r), None)
-    rule = (f"texts of at most {words} words go to the classifiers trained on one-line reviews (rt-polarity), longer "
-            "ones to those trained on whole IMDB reviews; each group averages a forward and a backward model" if words else
-            "every text goes to the IMDB classifiers")
+    rule = (f"texts of at most {words} words go to the one-liner pair (a classifier trained on rt-polarity's one-line reviews "
+            "and an NBSVM), longer ones to the forward and backward classifiers trained on whole IMDB reviews; each "
+            "reader averages its models' probabilities" if words else "every text goes to the IMDB classifiers")
     return f"""## What the tab predicts
 The sentiment tab reads a text with the classifiers its length picks: {rule} (`dl_core/ulmfit/infer.py`).
 
@@ -196,7 +197,9 @@ def ensemble_section(metrics: dict) -> str:
                      f"right on {test['c']} ({gain:+.2f} points, McNemar z = {test['z']:.2f}, {format_p(test['p'])})")
     mcnemar = f"\n\nOn the {ensemble['n']:,} {ensemble['data']} texts, {'; '.join(tests)}." if tests else ""
     mcnemar += "\n\n"
-    return f"""## The forward + backward ensemble (one of the tab's two readers)
+    title = ("The forward + backward ensemble" if all("nbsvm" not in n for n in names)
+             else "The one-liner pair: a network and an NBSVM")
+    return f"""## {title} (one of the tab's two readers)
 The sentiment tab averages the probabilities of {' and '.join(f'`{m}`' for m in ensemble['members'])}:
 
 | data | texts | {' | '.join(f'{name} alone' for name in names)} | **ensemble** | reproduce with |
@@ -264,6 +267,50 @@ AdamW (betas 0.8/0.99, weight decay {args['wd']}), batch {args['bs']}, texts cut
 """
 
 
+def nbsvm_card(model: NBSVM, metrics: dict) -> str:
+    """The card of an NBSVM folder (`train/sentiment.py nbsvm`): data, scores, its strongest n-grams, the command."""
+    facts, args, commands = metrics["facts"], metrics["train_args"], metrics["commands"]
+    score_rows = [(f"{facts['data']} held-out part", metrics["heldout"], commands["heldout"]),
+                  (f"{facts['data']} validation split (the classifiers'; not trained on)", metrics["valid"], commands["valid"]),
+                  *((f"{Path(name).name.split('.')[0]} held-out part", m, commands[name]) for name, m in metrics.get("extra", {}).items())]
+    rows = "\n".join(f"| {label} | {m['n']:,} | **{m['accuracy']:.4f}** | {m['log_loss']:.4f} | `{command}` |"
+                     for label, m, command in score_rows)
+    weight = model.weight.detach()
+    order = weight.argsort()
+    strongest = lambda ids: ", ".join(f"`{model.config.ngrams[i]}` {float(weight[i]):+.2f}" for i in ids)
+    train_texts = " + ".join(f"{n:,} {name}" for name, n in facts["train_texts"].items())
+    datasets = ", ".join(sorted({DATASET_IDS.get(name, name) for name in facts["train_texts"]}))
+    front = FRONT_MATTER.format(tags="text-classification, sentiment-analysis, nbsvm", datasets=f"datasets: [{datasets}]\n",
+                                metric="accuracy").replace("awd-lstm, ulmfit, ", "")
+    return f"""{front}# Lesson 10 · NBSVM sentiment baseline ({len(model.config.ngrams):,} n-grams)
+
+NBSVM (Wang & Manning 2012, "Baselines and bigrams"): the binarised uni- and bigrams of a text (lower-cased words), each
+scaled by its naive Bayes log-count ratio, under a logistic regression (C = {model.config.C}); stored as one weight per
+n-gram (w x r), so the log-odds of "positive" is the bias ({float(model.bias.detach()):+.3f}) plus the weights of the n-grams present.
+`dl_core/ulmfit/nbsvm.py`. The sentiment tab averages it with the one-line classifier `weights/sentiment-rt` for texts
+of up to 64 words. Weights in fp32; the n-grams are in config.json.
+
+## Data
+Trained on {train_texts} texts ({facts['n_train']:,} in all): rt-polarity's training part without the {facts['n_valid']:,}
+texts the classifiers validate on (seeded, seed {args['seed']}), and IMDB's labelled training reviews, so that words
+one-line reviews rarely use are known. The {facts['n_features']:,} most frequent n-grams are the features.
+
+## Metrics
+| data | texts | accuracy | log-loss | reproduce with |
+|---|---|---|---|---|
+{rows}
+
+The n-grams pushing hardest towards **positive**: {strongest(order[-12:].flip(0).tolist())}.
+Towards **negative**: {strongest(order[:12].tolist())}.
+
+{app_section(metrics)}{ensemble_section(metrics)}{weaknesses_section()}## Training
+```
+{args['command_line']}
+```
+{facts['seconds']:.0f} seconds on {facts['hardware']} (reading the tokenised texts from the cache and fitting).
+"""
+
+
 # --- writing a folder's card, completing an older folder's metrics.json once -----------------------------------
 def write_card(folder: str | Path, parse_train_command: Callable[[str], dict]) -> str:
     """Complete the folder's metrics.json (once, for folders older than its keys) and rewrite its README.md from
@@ -273,6 +320,10 @@ def write_card(folder: str | Path, parse_train_command: Callable[[str], dict]) -
     folder = Path(folder)
     metrics_file = folder / "metrics.json"
     config = json.loads((folder / "config.json").read_text())
+    if config.get("kind") == "nbsvm":  # written by train/sentiment.py nbsvm, nothing to complete
+        card = nbsvm_card(hub.load_model(NBSVM, folder), json.loads(metrics_file.read_text()))
+        (folder / "README.md").write_text(card)
+        return card
     complete, render = ((complete_classifier_metrics, lambda m: classifier_card(ClassifierConfig.from_dict(config), m))
                         if "encoder" in config else (complete_lm_metrics, lambda m: lm_card(AWDLSTMConfig(**config), m)))
     metrics = complete(folder, json.loads(metrics_file.read_text()), parse_train_command)

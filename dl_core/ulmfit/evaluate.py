@@ -18,8 +18,9 @@ from torch.utils.data import DataLoader
 from dl_core.metrics import mcnemar
 from dl_core.text import Vocab
 from dl_core.ulmfit.data import BPTTBatchSampler, LMStreamDataset, TokenizedSplit, first_item, lm_stream
-from dl_core.ulmfit.infer import READER_NAMES, SentimentAnalyzer, count_words
+from dl_core.ulmfit.infer import READER_NAMES, ReaderModel, SentimentAnalyzer, count_words
 from dl_core.ulmfit.model import LanguageModel, TextClassifier
+from dl_core.ulmfit.nbsvm import NBSVM
 
 
 @torch.no_grad()
@@ -42,19 +43,33 @@ def perplexity(model: LanguageModel, docs, batch_size: int = 64, bptt: int = 70)
     return {"perplexity": round(math.exp(loss), 2), "loss": round(loss, 4), "n_tokens": count}
 
 
-def _probabilities(models: list[TextClassifier], split: TokenizedSplit, batch_size: int):
-    """Each model's class probabilities (N, C) for the split's texts, and the id lists they read."""
-    docs = split.corpus.numericalize(Vocab(models[0].config.encoder.vocab))
-    id_lists = [[Vocab.bos_id] + d.tolist() for d in docs]
-    return [model.predict_proba(id_lists, batch_size=batch_size) for model in models], id_lists
+def _probabilities(models: list[ReaderModel], split: TokenizedSplit, batch_size: int):
+    """Each model's class probabilities (N, C) for the split's texts, and the id lists the first neural
+    classifier read (None without one): a network reads ids in its vocabulary, an NBSVM the tokens."""
+    id_lists, probs, vocab = None, [], None
+    for model in models:
+        if isinstance(model, NBSVM):
+            probs.append(model.predict_proba([split.corpus[i] for i in range(len(split))]))
+            continue
+        if id_lists is None or model.config.encoder.vocab != vocab:
+            vocab = model.config.encoder.vocab
+            id_lists = [[Vocab.bos_id] + d.tolist() for d in split.corpus.numericalize(Vocab(vocab))]
+        probs.append(model.predict_proba(id_lists, batch_size=batch_size))
+    return probs, id_lists
 
 
-def accuracy_on(models: TextClassifier | list[TextClassifier], split: TokenizedSplit, batch_size: int = 128) -> dict:
-    """Accuracy on the labelled texts of a tokenised split of one classifier, or of several averaging their
-    probabilities (an ensemble, e.g. ULMFiT's forward + backward models). For an ensemble, `members` gives each
-    one's accuracy and `mcnemar` the test of the ensemble against each member (b: texts the ensemble gets
-    right and the member wrong; c: the other way round)."""
-    models = [models] if isinstance(models, TextClassifier) else models
+def _n_cut(models: list[ReaderModel], id_lists) -> int:
+    """Texts longer than the first network reads (an NBSVM reads every word)."""
+    network = next((m for m in models if isinstance(m, TextClassifier)), None)
+    return 0 if network is None else sum(len(ids) > network.config.max_len for ids in id_lists)
+
+
+def accuracy_on(models: ReaderModel | list[ReaderModel], split: TokenizedSplit, batch_size: int = 128) -> dict:
+    """Accuracy (and log-loss, in nats) on the labelled texts of a tokenised split of one classifier, or of several
+    averaging their probabilities (an ensemble, e.g. ULMFiT's forward + backward models). For an ensemble,
+    `members` gives each one's accuracy and `mcnemar` the test of the ensemble against each member (b: texts the
+    ensemble gets right and the member wrong; c: the other way round)."""
+    models = [models] if isinstance(models, (TextClassifier, NBSVM)) else models
     split = split.select(np.flatnonzero(split.labels >= 0).tolist())
     labels = torch.from_numpy(split.labels)
     probs, id_lists = _probabilities(models, split, batch_size)
@@ -65,9 +80,11 @@ def accuracy_on(models: TextClassifier | list[TextClassifier], split: TokenizedS
     def accuracy(right: torch.Tensor) -> float:
         return round(float(right.float().mean()), 4) if len(split) else float("nan")
 
-    ensemble_right = correct(torch.stack(probs).mean(0))
-    n_cut = sum(len(ids) > models[0].config.max_len for ids in id_lists)
-    result = {"accuracy": accuracy(ensemble_right), "n": len(split), "n_cut": n_cut}
+    mean = torch.stack(probs).mean(0)  # (N, C)
+    ensemble_right = correct(mean)
+    log_loss = -mean[torch.arange(len(split)), labels].clamp_min(1e-7).log().mean() if len(split) else torch.tensor(float("nan"))
+    result = {"accuracy": accuracy(ensemble_right), "n": len(split), "n_cut": _n_cut(models, id_lists),
+              "log_loss": round(float(log_loss), 4)}
     if len(models) > 1:
         members_right = [correct(p) for p in probs]
         result["members"] = [accuracy(right) for right in members_right]
@@ -90,7 +107,7 @@ def app_accuracy(analyzer: SentimentAnalyzer, split: TokenizedSplit, batch_size:
         part = split.select(index)
         probs, id_lists = _probabilities(models, part, batch_size)
         right[index] = (torch.stack(probs).mean(0).argmax(-1) == torch.from_numpy(part.labels)).numpy()
-        result["n_cut"] += sum(len(ids) > models[0].config.max_len for ids in id_lists)
+        result["n_cut"] += _n_cut(models, id_lists)
         result["readers"][name] = {"n": len(index), "accuracy": round(float(right[index].mean()), 4), "what": READER_NAMES[name]}
     if len(split):
         result["accuracy"] = round(float(right.mean()), 4)

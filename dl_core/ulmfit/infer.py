@@ -7,19 +7,23 @@
     analyzer.next_words("A wonderful", 10)  # the LM's top-10 next words with probabilities
     analyzer.generate("A wonderful", 20, temperature=0.8, top_k=40, seed=0)
 
-The tab's analyzer has two readers (`APP_BUNDLE`): whole reviews go to the IMDB classifiers, and texts of at
-most SHORT_TEXT_WORDS words to classifiers trained on one-line reviews (rt-polarity), each group a forward +
-backward ensemble. `prepare` picks the reader; `classify` and `attribute` use the one it picked.
+The tab's analyzer has two readers (`APP_BUNDLE`): whole reviews go to the IMDB forward + backward classifiers,
+and texts of at most SHORT_TEXT_WORDS words to a one-liner pair, a classifier trained on rt-polarity's one-line
+reviews and an NBSVM (bag of n-grams, `dl_core/ulmfit/nbsvm.py`). Each reader averages its models' probabilities.
+`prepare` picks the reader; `classify` and `attribute` use the one it picked.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Callable, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 
 from dl_core.ulmfit.model import LanguageModel, TextClassifier, concat_pool
+from dl_core.ulmfit.nbsvm import NBSVM
 from dl_core.text import RULE_TOKENS, TK_MAJ, TK_UP, Vocab, detokenize_with_rules, tokenize_with_rules
 
 
@@ -31,12 +35,25 @@ SHORT_TEXT_WORDS = 64
 # The weight folders the tab uses, by reader; the first of each is required, the others join when they load.
 APP_BUNDLE = {
     "long": ("sentiment", "sentiment-bwd"),
-    "short": ("sentiment-rt", "sentiment-rt-bwd"),
+    "short": ("sentiment-rt", "sentiment-nbsvm"),
 }
 READER_NAMES = {
     "long": "the classifiers trained on whole IMDB reviews",
-    "short": "the classifiers trained on one-line reviews (rt-polarity)",
+    "short": "the one-liner pair (a classifier trained on rt-polarity's one-line reviews and an NBSVM)",
 }
+
+# What a reader averages: neural classifiers and NBSVMs. The first of a reader is a TextClassifier: its
+# vocabulary and max_len prepare the text for all of them.
+ReaderModel = Union[TextClassifier, NBSVM]
+
+
+def load_reader_model(folder: str | Path) -> ReaderModel:
+    """A weight folder of one of the readers: an NBSVM (config.json "kind": "nbsvm") or a TextClassifier."""
+    from dl_core.hub import load_model
+
+    config_file = Path(folder) / "config.json"
+    kind = json.loads(config_file.read_text()).get("kind") if config_file.is_file() else None
+    return load_model(NBSVM if kind == "nbsvm" else TextClassifier, folder)
 
 
 def count_words(tokens: Sequence[str]) -> int:
@@ -73,19 +90,32 @@ class Generation:
     text: str  # the continuation as readable text
 
 
-def check_ensemble(classifiers: list[TextClassifier]) -> list[TextClassifier]:
-    """Classifiers whose probabilities can be averaged: one vocabulary (they read the same ids), one class list."""
-    first = classifiers[0].config
-    if any(m.config.encoder.vocab != first.encoder.vocab or m.config.classes != first.classes for m in classifiers[1:]):
-        raise ValueError("an ensemble's classifiers must share one vocabulary and one list of classes")
-    return classifiers
+def check_ensemble(models: list[ReaderModel]) -> list[ReaderModel]:
+    """Models whose probabilities can be averaged: one list of classes, a TextClassifier first, and the
+    TextClassifiers sharing one vocabulary (they read the same ids)."""
+    if not isinstance(models[0], TextClassifier):
+        raise ValueError("an ensemble starts with a neural classifier: its vocabulary prepares the text")
+    first = models[0].config
+    networks = [m for m in models[1:] if isinstance(m, TextClassifier)]
+    if any(m.config.encoder.vocab != first.encoder.vocab for m in networks):
+        raise ValueError("an ensemble's neural classifiers must share one vocabulary")
+    if any(m.config.classes != first.classes for m in models[1:]):
+        raise ValueError("an ensemble's models must share one list of classes")
+    return models
 
 
-def _as_list(classifier: TextClassifier | Sequence[TextClassifier]) -> list[TextClassifier]:
-    return check_ensemble([m.eval() for m in ([classifier] if isinstance(classifier, TextClassifier) else classifier)])
+def _as_list(classifier: ReaderModel | Sequence[ReaderModel]) -> list[ReaderModel]:
+    return check_ensemble([m.eval() for m in ([classifier] if isinstance(classifier, (TextClassifier, NBSVM)) else classifier)])
 
 
-def app_analyzer(load_classifier: Callable[[str, bool], TextClassifier | None], lm: LanguageModel | None = None) -> "SentimentAnalyzer":
+def reader_probabilities(model: ReaderModel, text: "PreparedText") -> torch.Tensor:
+    """(C,) one model's probabilities for a prepared text: ids for a network, the words for an NBSVM."""
+    if isinstance(model, NBSVM):
+        return model.predict_proba([text.original_tokens])[0]
+    return model.predict_proba([text.ids])[0]
+
+
+def app_analyzer(load_classifier: Callable[[str, bool], ReaderModel | None], lm: LanguageModel | None = None) -> "SentimentAnalyzer":
     """The tab's analyzer, made of the folders APP_BUNDLE names. `load_classifier(name, required)` returns a
     folder's classifier, or None where it is not available and not required (only the first "long" folder
     is required; without the first "short" folder every text goes to the "long" classifiers)."""
@@ -96,12 +126,12 @@ def app_analyzer(load_classifier: Callable[[str, bool], TextClassifier | None], 
 
 
 class SentimentAnalyzer:
-    """`classifier` is one TextClassifier or several (ULMFiT's forward + backward ensemble): several average
-    their probabilities, and the attribution is that of their mean logit margin. `short` (optional) is a
-    second group for texts of at most `short_max_words` words (see SHORT_TEXT_WORDS)."""
+    """`classifier` is one TextClassifier or several models (ULMFiT's forward + backward ensemble; an NBSVM may
+    join): several average their probabilities, and the attribution is that of their mean logit margin.
+    `short` (optional) is a second group for texts of at most `short_max_words` words (see SHORT_TEXT_WORDS)."""
 
-    def __init__(self, classifier: TextClassifier | Sequence[TextClassifier], lm: LanguageModel | None = None,
-                 short: TextClassifier | Sequence[TextClassifier] | None = None, short_max_words: int = SHORT_TEXT_WORDS):
+    def __init__(self, classifier: ReaderModel | Sequence[ReaderModel], lm: LanguageModel | None = None,
+                 short: ReaderModel | Sequence[ReaderModel] | None = None, short_max_words: int = SHORT_TEXT_WORDS):
         self.readers = {"long": _as_list(classifier)}
         if short:
             self.readers["short"] = _as_list(short)
@@ -129,17 +159,24 @@ class SentimentAnalyzer:
 
     @torch.no_grad()
     def classify(self, text: PreparedText) -> dict[str, float]:
-        probs = torch.stack([model.predict_proba([text.ids])[0] for model in self.readers[text.reader]]).mean(0)  # (C,)
+        probs = torch.stack([reader_probabilities(model, text) for model in self.readers[text.reader]]).mean(0)  # (C,)
         return {name: float(p) for name, p in zip(self.classes, probs)}
 
     def attribute(self, text: PreparedText, steps: int = 8, target: str = "positive") -> list[float]:
         """Integrated gradients (Sundararajan et al. 2017) on the word embeddings: for each token, how much
         its embedding moved the logit margin `target` minus the other class, compared with a text of
         all-zero embeddings (same length). The scores sum to about margin(text) - margin(zero text).
-        The `steps` interpolations run as one batch. For an ensemble, the mean of its models' scores (the
-        attribution of their mean margin: integrated gradients are linear in the function)."""
-        per_model = [self._integrated_gradients(model, text.ids, steps, target) for model in self.readers[text.reader]]
+        The `steps` interpolations run as one batch. An NBSVM's scores are exact: each present n-gram's
+        weight, shared among its words (`NBSVM.token_scores`; also in log-odds, so the two kinds average).
+        For an ensemble, the mean of its models' scores (the attribution of their mean margin: integrated
+        gradients are linear in the function)."""
+        per_model = [self._nbsvm_scores(model, text, target) if isinstance(model, NBSVM)
+                     else self._integrated_gradients(model, text.ids, steps, target) for model in self.readers[text.reader]]
         return torch.stack(per_model).mean(0).tolist()
+
+    def _nbsvm_scores(self, model: NBSVM, text: PreparedText, target: str) -> torch.Tensor:
+        scores = torch.tensor(model.token_scores(text.original_tokens))  # towards the positive class
+        return scores if model.config.classes.index(target) == 1 else -scores
 
     @torch.enable_grad()  # explicitly: it must not depend on the grad mode a server thread was left in
     def _integrated_gradients(self, model: TextClassifier, token_ids: list[int], steps: int, target: str) -> torch.Tensor:

@@ -25,8 +25,8 @@ from dl_core.schedules import Schedule, slanted_triangular
 from dl_core.text import RULE_TOKENS, Vocab
 from dl_core.ulmfit import card
 from dl_core.ulmfit.data import (
-    CLASSES, classification_loader, download_wikitext103, lm_corpus, lm_loader, load_labelled, seeded_split,
-    split_documents,
+    CLASSES, TokenizedSplit, classification_loader, download_wikitext103, lm_corpus, lm_loader, load_labelled,
+    seeded_split, split_documents,
 )
 from dl_core.ulmfit.finetune import GradualUnfreezing, discriminative_optimizer, unfreezing_recipe
 from dl_core.ulmfit.model import AWDLSTMConfig, ClassifierConfig, LanguageModel, TextClassifier
@@ -230,6 +230,13 @@ def classifier_schedule(args: argparse.Namespace, n_groups: int) -> tuple[Schedu
     return plan.schedule, plan.stages, plan.decay, plan.describe()
 
 
+def classifier_split(train: TokenizedSplit, valid_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """The labelled training texts a classifier fits and the seeded share it validates on (at least one): the
+    split every classifier of a data set shares, so an ensemble can be chosen on texts none of them learnt."""
+    fit_idx, valid_idx = seeded_split(np.flatnonzero(train.labels >= 0).tolist(), valid_fraction, seed)
+    return (fit_idx[1:], fit_idx[:1]) if not valid_idx else (fit_idx, valid_idx)
+
+
 def build_classifier(args: argparse.Namespace, progress: bool):
     """The classifier (from --init-classifier, from --lm's encoder, or random), its loaders, the data and the
     facts its card states."""
@@ -238,9 +245,7 @@ def build_classifier(args: argparse.Namespace, progress: bool):
     t0 = time.perf_counter()
     data = load_labelled(args.data, args.cache_dir or None, args.workers, progress, args.seed)
     train = data.parts["train"].sample(args.max_texts, args.seed)  # the sample train/lm.py --max-texts takes
-    fit_idx, valid_idx = seeded_split(np.flatnonzero(train.labels >= 0).tolist(), args.valid_fraction, args.seed)
-    if not valid_idx:
-        fit_idx, valid_idx = fit_idx[1:], fit_idx[:1]
+    fit_idx, valid_idx = classifier_split(train, args.valid_fraction, args.seed)
     lm = hub.load_model(LanguageModel, args.lm) if args.lm and not args.init_classifier else None
     start = hub.load_model(TextClassifier, args.init_classifier) if args.init_classifier else None
     if start is not None:
