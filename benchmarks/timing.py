@@ -18,6 +18,21 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
+def interleaved_median_ms(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> dict[str, float]:
+    """Median milliseconds of each call, timed in turn within every round, so that a machine whose speed drifts
+    (shared cores) slows each of them alike and their ratio stays fair."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def print_latency_table(rows: list[tuple[str, float, float | None]], baseline_ms: float, baseline_name: str) -> None:
     """rows: (measurement, median ms, target ms or None); prints each as a ratio to the baseline too."""
     width = max(len(name) for name, _, _ in rows)

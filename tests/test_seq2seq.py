@@ -110,3 +110,37 @@ def test_a_warm_start_grows_the_vocabularies_and_keeps_what_was_learnt():
         assert torch.equal(new_state[name][: tensor.shape[0]], tensor), name
     assert new_state["generator.bias"][-1] == pytest.approx(float(old_state["generator.bias"].mean()))
     assert grown_vocab(old.src_vocab, [["bleu", "vert", "vert"]], max_size=len(old.src_vocab) + 1, min_freq=1).itos[-1] == "vert"
+
+
+def test_inference_dtype_picks_bf16_only_where_asked_or_native(monkeypatch):
+    from dl_core.translation.infer import inference_dtype
+
+    assert inference_dtype("fp32") == torch.float32 and inference_dtype("bf16") == torch.bfloat16
+    monkeypatch.setenv("DL_TRANSLATION_DTYPE", "fp32")
+    assert inference_dtype() == torch.float32  # the environment overrides auto
+    monkeypatch.delenv("DL_TRANSLATION_DTYPE")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert inference_dtype() == torch.float32  # emulated bf16 would be slower, not faster
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert inference_dtype("auto") == torch.bfloat16
+    with pytest.raises(ValueError, match="unknown precision"):
+        inference_dtype("fp8")
+
+
+def test_a_bf16_translator_returns_fp32_attention_and_the_same_shapes():
+    from dl_core.translation.infer import Translator
+
+    torch.manual_seed(0)
+    model = Seq2Seq(tiny_config())
+    fp32 = Translator(Seq2Seq(tiny_config()).eval())
+    fp32.model.load_state_dict(model.state_dict())
+    bf16 = Translator(model, dtype=torch.bfloat16)
+    assert model.generator.weight.dtype == torch.bfloat16 and bf16.dtype == torch.bfloat16
+    source = bf16.source("le chat noir")
+    for translator in (fp32, bf16):
+        greedy, beams = translator.greedy(source), translator.beam(source, 3)
+        assert greedy.attention.dtype == torch.float32 and beams[0].attention.dtype == torch.float32
+        rows = greedy.attention.shape[0]  # one per token, and one for <eos> unless max_out_len came first
+        assert rows in (len(greedy.tokens), len(greedy.tokens) + 1) and greedy.attention.shape[1] == len(source.ids)
+        assert torch.allclose(greedy.attention.sum(-1), torch.ones(rows), atol=1e-2)

@@ -3,6 +3,7 @@ and its model card can be written again from the weight folder alone."""
 import json
 import shutil
 
+import pytest
 
 from conftest import REPO_ROOT, toy_pairs
 from dl_core.hub import load_model
@@ -40,6 +41,17 @@ def test_training_overfits_a_toy_corpus(toy_tsv, tmp_path, capsys):
     main(["card", "--weights", str(out)])
     assert (out / "README.md").read_text() == card
     assert not (REPO_ROOT / "runs" / "toy").exists()  # --checkpoint none: nothing written outside tmp_path
+
+    # bf16 decoding, as the tab does on CPUs with native bf16: scored and recorded beside the fp32 numbers, in the card
+    capsys.readouterr()
+    main(["evaluate", "--weights", str(out), "--data", str(toy_tsv), "--split", "valid", "--dtype", "bf16", "--write"])
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    bf16 = json.loads((out / "metrics.json").read_text())["bf16"]["heldout"]
+    assert {k: bf16[k] for k in scores} == scores and bf16["command"].endswith("--split valid --dtype bf16")
+    main(["card", "--weights", str(out)])
+    assert "| fp32 BLEU / chrF | bf16 BLEU / chrF |" in (out / "README.md").read_text()
+    with pytest.raises(SystemExit, match="--dtype bf16 alone"):
+        main(["evaluate", "--weights", str(out), "--data", str(toy_tsv), "--write"])
 
 
 def test_bundled_card_is_the_one_its_folder_renders(tmp_path):

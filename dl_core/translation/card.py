@@ -81,6 +81,34 @@ def _history_rows(history: list[dict]) -> str:
     )
 
 
+def record_bf16(folder: str | Path, key: str, scores: dict, command: str) -> Path:
+    """Keep a bf16 score (`evaluate --dtype bf16 --write`) in metrics.json's "bf16", beside the fp32 one under `key`."""
+    metrics_file = Path(folder) / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics.setdefault("bf16", {})[key] = {**scores, "command": command}
+    metrics_file.write_text(json.dumps(metrics, indent=1))
+    return metrics_file
+
+
+def _bf16_section(metrics: dict) -> str:
+    """What decoding in bf16 (the tab, on CPUs with native bf16) costs, from evaluate --dtype bf16 --write."""
+    bf16 = metrics.get("bf16", {})
+    rows = [f"| {label} | {metrics[key]['bleu']:.2f} / {metrics[key]['chrf']:.2f} | {bf16[key]['bleu']:.2f} / {bf16[key]['chrf']:.2f} | "
+            f"`{bf16[key]['command']}` |" for key, label in (("heldout", "Tatoeba held-out split"), ("multi30k", "Multi30k test 2016"))
+            if key in bf16 and key in metrics]
+    if not rows:
+        return ""
+    return f"""
+The tab decodes in bf16 where the CPU multiplies bf16 natively (AVX512-BF16 or AMX; `dl_core.translation.infer.inference_dtype`):
+batch-1 decoding is bound by reading the weights, and half-size ones decode faster (measured side by side by
+`python -m benchmarks.translation_speed`; docs/benchmarks.md has the numbers). What it costs:
+
+| data | fp32 BLEU / chrF | bf16 BLEU / chrF | reproduce with |
+|---|---|---|---|
+{chr(10).join(rows)}
+"""
+
+
 def _score_row(label: str, scores: dict, reproduce: str) -> str:
     return f"| {label} | {scores['n']} | {scores['bleu']:.1f} | {scores['chrf']:.1f} | `{reproduce}` |"
 
@@ -150,7 +178,7 @@ Tokens: spaCy `blank("fr")` / `blank("en")`, cased, words seen at least {args['m
 
 Scored at the end of training, before the weights were stored in fp16; `evaluate` on the stored weights can
 differ in the second decimal.{_multi30k_note(extra_train)}
-{before}
+{_bf16_section(metrics)}{before}
 ## Where this model is weak
 {WEAKNESSES_FILE.read_text(encoding='utf-8').strip()}
 

@@ -4,6 +4,7 @@ Used by the training script's evaluation and by the app, so both see exactly the
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -30,9 +31,28 @@ class Result:
     attention: torch.Tensor  # (len(tokens) + 1, len(source tokens)): rows are output tokens, <eos> last
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def inference_dtype(choice: str | None = None) -> torch.dtype:
+    """The precision to decode in: "fp32", "bf16", or "auto" (the default; the environment variable
+    DL_TRANSLATION_DTYPE may set it): bf16 where the CPU multiplies bf16 natively (AVX512-BF16 or AMX), else fp32.
+    Batch-1 decoding is bound by reading the weights, so half-size weights decode faster there
+    (`python -m benchmarks.translation_speed` times both), for tenths of a BLEU point at most (the model card has both)."""
+    choice = choice or os.environ.get("DL_TRANSLATION_DTYPE", "auto")
+    if choice == "auto":
+        native = torch.cuda.is_available() or bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+        return torch.bfloat16 if native else torch.float32
+    if choice not in DTYPES:
+        raise ValueError(f"unknown precision {choice!r}: choose one of {', '.join(DTYPES)} or auto")
+    return DTYPES[choice]
+
+
 class Translator:
-    def __init__(self, model: Seq2Seq):
-        self.model = model.eval()
+    def __init__(self, model: Seq2Seq, dtype: torch.dtype = torch.float32):
+        """`dtype`: the precision the model decodes in (see inference_dtype); its outputs are fp32 either way."""
+        self.model = model.to(dtype).eval()
+        self.dtype = dtype
         self.src_vocab = Vocab(model.config.src_vocab)
         self.tgt_vocab = Vocab(model.config.tgt_vocab)
 

@@ -204,7 +204,7 @@ class Seq2Seq(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-demos"
         ids = tokens[0].tolist()
         n = ids.index(Vocab.eos_id) + 1 if Vocab.eos_id in ids else len(ids)
         out = [i for i in ids[:n] if i != Vocab.eos_id]
-        return Translation(out, float(log_prob[0]), attention[0, :n].cpu())
+        return Translation(out, float(log_prob[0]), attention[0, :n].float().cpu())
 
     @torch.no_grad()
     def beam_search(self, src_ids: list[int], beam_size: int = 5, length_penalty: float = 1.0) -> list[Translation]:
@@ -233,7 +233,7 @@ class Seq2Seq(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-demos"
             for total, flat in zip(top_scores.tolist(), top_index.tolist()):
                 beam_i, token = divmod(flat, vocab_size)
                 tokens, _, attn = beams[beam_i]
-                attn = attn + [weights[beam_i].cpu()]
+                attn = attn + [weights[beam_i].float().cpu()]
                 if token == Vocab.eos_id:
                     finished.append(Translation(tokens, total, torch.stack(attn)))
                 else:
