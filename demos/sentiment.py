@@ -158,11 +158,8 @@ def reader_note(reader: str, n_words: int, has_short: bool, short_max_words: int
             f"Texts up to {short_max_words} words go to classifiers trained on one-line reviews.")
 
 
-def ngram_note(models: list, tokens: list[str], k: int = 6) -> str:
-    """The NBSVM's view, when it is one of the reader's models: the n-grams of the text that push it hardest."""
-    from dl_core.ulmfit.nbsvm import NBSVM
-
-    nbsvm = next((m for m in models if isinstance(m, NBSVM)), None)
+def ngram_note(nbsvm, tokens: list[str], k: int = 6) -> str:
+    """The NBSVM's view, when it is one of the reader's models (else None): the n-grams of the text that push it hardest."""
     if nbsvm is None:
         return ""
     pushes = nbsvm.contributions(tokens)[:k]
@@ -390,6 +387,7 @@ def analyse(text: str | None) -> SentimentView:
         return SentimentView([], {}, "", str(err))
     prepared = analyzer.prepare(text)
     group = analyzer.readers[prepared.reader]
+    nbsvm = next((m for m in group if isinstance(m, NBSVM)), None)  # the one-liner reader's bag-of-n-grams model
     first, second = (CLASSIFIER, BACKWARD) if prepared.reader == "long" else (SHORT, SHORT_NBSVM)
     second_note = second.note if len(group) > 1 else SECOND_MISSING.format(name=second.name, first=first.name)
     notes += [note for note in (first.note, second_note) if note]
@@ -403,10 +401,9 @@ def analyse(text: str | None) -> SentimentView:
     if prepared.n_unknown:
         share = prepared.n_unknown / (len(prepared.ids) - 1)
         unknown = sorted({t for t, i in zip(prepared.original_tokens, prepared.ids) if i == Vocab.unk_id})[:12]
-        nbsvm_reads = any(isinstance(m, NBSVM) for m in group)
         notes.append(f"{prepared.n_unknown} of {len(prepared.ids) - 1} tokens ({share:.0%}) are outside the model's "
                      f"vocabulary and read as `<unk>`: {', '.join(code_span(t) for t in unknown)}."
-                     + (" (The network's vocabulary: the NBSVM beside it reads any word it has seen.)" if nbsvm_reads else ""))
+                     + (" (The network's vocabulary: the NBSVM beside it reads any word it has seen.)" if nbsvm is not None else ""))
         if share > 0.4:
             notes.append("Most of the text is unknown to the model: it learnt English from movie reviews, so the "
                          "probabilities below say little about this text.")
@@ -418,7 +415,7 @@ def analyse(text: str | None) -> SentimentView:
     shown = fix_html(text)  # what the tokeniser read: the typed text, HTML entities and <br /> decoded
     pieces = typed_pieces(shown, scored.original_tokens, scores)
     reader = reader_note(prepared.reader, count_words(prepared.original_tokens[1:]), "short" in analyzer.readers,
-                         analyzer.short_max_words) + ngram_note(group, prepared.original_tokens)
+                         analyzer.short_max_words) + ngram_note(nbsvm, prepared.original_tokens)
     return SentimentView(
         token_view(prepared.original_tokens, prepared.ids), probabilities,
         attribution_html(shown, pieces, len(prepared.ids) - len(scored.ids), seconds),

@@ -40,6 +40,7 @@ fit at S seconds; the stages and the LR then run on time rather than batches.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -229,12 +230,14 @@ def add_nbsvm_flags(parser: argparse.ArgumentParser) -> None:
 def cmd_nbsvm(args: argparse.Namespace) -> None:
     """Fit an NBSVM (the lesson's bag-of-n-grams baseline, one weight per n-gram), score it, save it like the networks."""
     t0 = time.perf_counter()
-    data = load_labelled(args.data, args.cache_dir or None, args.workers, seed=args.seed)
+    # a data set may be both --extra-train and --extra-eval (IMDB for the bundled one): read it once
+    labelled = functools.cache(lambda path: load_labelled(path, args.cache_dir or None, args.workers, seed=args.seed))
+    data = labelled(args.data)
     train = data.parts["train"]
     fit_idx, valid_idx = training.classifier_split(train, args.valid_fraction, args.seed)
     parts = {data.name: train.select(fit_idx)}
     for extra in args.extra_train:
-        extra_data = load_labelled(extra, args.cache_dir or None, args.workers, seed=args.seed)
+        extra_data = labelled(extra)
         extra_train = extra_data.parts["train"]
         parts[extra_data.name] = extra_train.select(np.flatnonzero(extra_train.labels >= 0).tolist())
     texts = [split.corpus[i] for split in parts.values() for i in range(len(split))]
@@ -243,7 +246,7 @@ def cmd_nbsvm(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - t0
     metrics = {"heldout": accuracy_on(model, data.parts["heldout"]), "valid": accuracy_on(model, train.select(valid_idx))}
     for extra in args.extra_eval:
-        metrics.setdefault("extra", {})[extra] = accuracy_on(model, load_labelled(extra, args.cache_dir or None, args.workers, seed=args.seed).parts["heldout"])
+        metrics.setdefault("extra", {})[extra] = accuracy_on(model, labelled(extra).parts["heldout"])
     print(json.dumps({k: v for k, v in metrics.items() if k != "extra"}))
     weights = f"weights/{Path(args.out).name}"
     metrics.update(

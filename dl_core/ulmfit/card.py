@@ -29,7 +29,7 @@ FRONT_MATTER = """---
 library_name: fastai-part2-demos
 license: mit
 language: [en]
-tags: [{tags}, awd-lstm, ulmfit, fastai-part2, pytorch_model_hub_mixin]
+tags: [{tags}, fastai-part2, pytorch_model_hub_mixin]
 {datasets}metrics: [{metric}]
 ---
 """
@@ -73,7 +73,7 @@ def lm_card(config: AWDLSTMConfig, metrics: dict) -> str:
                  "start of ULMFiT's backward classifier (`train/sentiment.py train --lm THIS --backwards`).") if config.backwards else ""
     frozen = (f"; only the embedding/decoder trained for the first {args['frozen_fraction']:.0%}"
               if args.get("init") and args.get("frozen_fraction") else "")
-    front = FRONT_MATTER.format(tags="text-generation, language-model", datasets="", metric="perplexity")
+    front = FRONT_MATTER.format(tags="text-generation, language-model, awd-lstm, ulmfit", datasets="", metric="perplexity")
     return f"""{front}# Lesson 10 · AWD-LSTM language model ({facts['n_params'] / 1e6:.1f}M parameters)
 
 A {config.n_layers}-layer AWD-LSTM (embedding {config.emb_dim}, hidden {config.hidden_dim}, vocabulary {len(config.vocab)}, decoder tied
@@ -235,7 +235,7 @@ def classifier_card(config: ClassifierConfig, metrics: dict) -> str:
     backwards = (", from its last token to its first: a backward model, which ULMFiT averages with a forward one; "
                  "`python train/sentiment.py evaluate --weights FORWARD BACKWARD` scores the pair") if config.backwards else ""
     dataset = DATASET_IDS.get(facts["data"], "imdb")
-    front = FRONT_MATTER.format(tags="text-classification, sentiment-analysis", datasets=f"datasets: [{dataset}]\n", metric="accuracy")
+    front = FRONT_MATTER.format(tags="text-classification, sentiment-analysis, awd-lstm, ulmfit", datasets=f"datasets: [{dataset}]\n", metric="accuracy")
     return f"""{front}# Lesson 10 · ULMFiT sentiment classifier{', backward' if config.backwards else ''} ({facts['n_params'] / 1e6:.1f}M parameters)
 
 An AWD-LSTM encoder ({enc.n_layers} layers, embedding {enc.emb_dim}, hidden {enc.hidden_dim}, vocabulary {len(enc.vocab)}) read over
@@ -281,7 +281,7 @@ def nbsvm_card(model: NBSVM, metrics: dict) -> str:
     train_texts = " + ".join(f"{n:,} {name}" for name, n in facts["train_texts"].items())
     datasets = ", ".join(sorted({DATASET_IDS.get(name, name) for name in facts["train_texts"]}))
     front = FRONT_MATTER.format(tags="text-classification, sentiment-analysis, nbsvm", datasets=f"datasets: [{datasets}]\n",
-                                metric="accuracy").replace("awd-lstm, ulmfit, ", "")
+                                metric="accuracy")
     return f"""{front}# Lesson 10 · NBSVM sentiment baseline ({len(model.config.ngrams):,} n-grams)
 
 NBSVM (Wang & Manning 2012, "Baselines and bigrams"): the binarised uni- and bigrams of a text (lower-cased words), each
