@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 import tempfile
 import threading
+import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 import gradio as gr
+from gradio.data_classes import GradioRootModel
 
 from dl_core.hub import ModelSource, resolve_source
 
@@ -181,6 +185,29 @@ class RawRadio(gr.Radio):
         return payload
 
 
+class _AnyJSON(GradioRootModel):
+    root: Any = None
+
+
+class RawDataframe(gr.Dataframe):
+    """A gr.Dataframe whose value reaches the handler as sent: {"headers", "data", ...} from the UI, anything from an
+    API client (a string, rows with NaN...), so the tab's handler can say what is wrong instead of Gradio's generic
+    error. Create it with type="array"; its API documentation is gr.Dataframe's."""
+
+    is_template = True  # use gr.Dataframe's front end
+    data_model = _AnyJSON
+
+    def preprocess(self, payload):
+        return payload.root if isinstance(payload, _AnyJSON) else payload
+
+    def api_info(self) -> dict:
+        from gradio.components.dataframe import DataframeData
+
+        schema = DataframeData.model_json_schema()
+        schema["additional_description"] = schema.pop("description", None)
+        return schema
+
+
 class RawNumber(gr.Number):
     """A gr.Number whose value reaches the handler unchecked (e.g. an integer too long for a float)."""
 
@@ -188,3 +215,36 @@ class RawNumber(gr.Number):
 
     def preprocess(self, payload):
         return payload
+
+
+class InvalidSetting(ValueError):
+    """A number sent to the tab (through the API, say) that cannot be used: the message says which and why."""
+
+
+def checked_number(value, name: str, low: float, high: float, notes: list[str]) -> float:
+    """A finite number from a slider (or an API call), brought into [low, high] with a note; InvalidSetting for
+    None, NaN, infinity or anything that is not a number."""
+    wanted = f"*{name}* must be a number from {low:g} to {high:g}"
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):  # shown by type, not as typed:
+        raise InvalidSetting(f"{wanted}, not {type(value).__name__}.")                 # it renders as Markdown
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidSetting(f"{wanted}, not {number}.")
+    if not low <= number <= high:
+        clamped = min(max(number, low), high)
+        notes.append(f"*{name}* {number:g} is outside {low:g}–{high:g}: used {clamped:g}.")
+        return clamped
+    return number
+
+
+@dataclass
+class StopSignal:
+    """One session's Stop button (a gr.State, so a stop reaches only that session's runs): a run that started
+    before the last press stops after the step it is on."""
+    pressed_at: float = -math.inf
+
+    def press(self) -> None:
+        self.pressed_at = time.monotonic()
+
+    def pressed_since(self, started: float) -> bool:
+        return self.pressed_at >= started

@@ -5,7 +5,6 @@ Pure handlers first (testable without a server), then the layout, then the wirin
 from __future__ import annotations
 
 import functools
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,9 @@ from typing import Iterator
 
 import gradio as gr
 
-from demos.common import ImageFile, LazyModel, ModelUnavailable, RawSlider, bundled_photos, folder_metrics
+from demos.common import (
+    ImageFile, InvalidSetting, LazyModel, ModelUnavailable, RawSlider, StopSignal, bundled_photos, checked_number, folder_metrics,
+)
 from dl_core.paths import WEIGHTS_DIR, data_path, display_path
 from dl_core.perceptual import DEFAULT_LAYERS, GRAM_LAYERS, VGG16_TAPS
 from dl_core.style import infer
@@ -107,26 +108,6 @@ def _thumbnail(path: str):
         image = opened.convert("RGB")
     image.thumbnail((400, 400))
     return image
-
-
-class InvalidSetting(ValueError):
-    """A number sent to the tab (through the API, say) that cannot be used: the message says which and why."""
-
-
-def checked_number(value, name: str, low: float, high: float, notes: list[str]) -> float:
-    """A finite number from a slider (or an API call), brought into [low, high] with a note; InvalidSetting for
-    None, NaN, infinity or anything that is not a number."""
-    wanted = f"*{name}* must be a number from {low:g} to {high:g}"
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):  # shown by type, not as typed:
-        raise InvalidSetting(f"{wanted}, not {type(value).__name__}.")                 # it renders as Markdown
-    number = float(value)
-    if not math.isfinite(number):
-        raise InvalidSetting(f"{wanted}, not {number}.")
-    if not low <= number <= high:
-        clamped = min(max(number, low), high)
-        notes.append(f"*{name}* {number:g} is outside {low:g}–{high:g}: used {clamped:g}.")
-        return clamped
-    return number
 
 
 def _load_photo(source, max_side: int, notes: list[str]):
@@ -361,19 +342,6 @@ def _start_image(start: str, style: str, content):
                          "trained per painting. Start from the photo or noise instead.")
     with torch.no_grad():
         return MODELS[STYLES[style]].get()(content)
-
-
-@dataclass
-class StopSignal:
-    """One session's Stop button (a gr.State, so a stop reaches only that session's runs): a run that started
-    before the last press stops after the step it is on."""
-    pressed_at: float = -math.inf
-
-    def press(self) -> None:
-        self.pressed_at = time.monotonic()
-
-    def pressed_since(self, started: float) -> bool:
-        return self.pressed_at >= started
 
 
 def _network_pass_ms(style: str, content) -> float | None:

@@ -205,6 +205,7 @@ class LRFinder(Callback):
         self.n_iter, self.beta = n_iter, beta
         self.lrs: list[float] = []
         self.losses: list[float] = []
+        self.diverged = False  # stopped because the loss blew up (rather than after n_iter batches)
 
     def before_fit(self, learn: Learner) -> None:
         self._saved = copy.deepcopy(learn.unwrapped_model.state_dict()), copy.deepcopy(learn.opt.state_dict())
@@ -221,7 +222,10 @@ class LRFinder(Callback):
         self.lrs.append(peak_lr(learn.opt))
         self.losses.append(smoothed)
         self._best = min(self._best, smoothed)
-        if self._step >= self.n_iter or not math.isfinite(smoothed) or smoothed > 4 * self._best:
+        if not math.isfinite(smoothed) or smoothed > 4 * self._best:
+            self.diverged = True
+            raise CancelFit
+        if self._step >= self.n_iter:
             raise CancelFit
 
     def after_fit(self, learn: Learner) -> None:
@@ -239,9 +243,12 @@ class LRFinder(Callback):
         return float(self.lrs[lo + int(np.argmin(slopes[lo:hi]))])
 
 
-def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10.0, n_iter: int = 100) -> LRFinder:
-    """Run the LR range test on `learn` (weights and optimizer are left as they were)."""
-    finder = LRFinder(start_lr, end_lr, n_iter)
+def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10.0, n_iter: int = 100,
+            finder: LRFinder | None = None) -> LRFinder:
+    """Run the LR range test on `learn` (weights and optimizer are left as they were); pass `finder` to watch its
+    lists fill from another thread."""
+    finder = finder or LRFinder(start_lr, end_lr, n_iter)
+    n_iter = finder.n_iter
     kept = [cb for cb in learn.callbacks if not isinstance(cb, (ParamSchedule, Checkpoint, EpochSchedule))]
     saved_callbacks, saved_valid = learn.callbacks, learn.valid_dl
     learn.callbacks = sorted([*kept, finder], key=lambda cb: cb.order)

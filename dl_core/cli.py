@@ -48,7 +48,7 @@ def add_run_flags(parser: argparse.ArgumentParser, *, epochs: int, bs: int, lr: 
     run.add_argument("--clip", type=float, default=clip, help="clip the gradient norm to this; 0: no clipping (default: %(default)s)")
     run.add_argument("--seed", type=int, default=42, help="seeds the model, the data order and the splits (default: %(default)s)")
     run.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no",
-                     help="autocast on a GPU through Accelerate (default: %(default)s)")
+                     help="autocast through Accelerate: on a GPU, or bf16 on a CPU with native bf16 (default: %(default)s)")
     run.add_argument("--workers", type=int, default=None,
                      help="data-loading (or tokenising) processes; 0: none (default: what suits the data)")
     run.add_argument("--time-budget", type=float, default=0, metavar="SECONDS",
@@ -60,6 +60,27 @@ def add_run_flags(parser: argparse.ArgumentParser, *, epochs: int, bs: int, lr: 
                           f"'{NO_CHECKPOINT}' or '': none)")
     run.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     run.add_argument("--push-to-hub", metavar="REPO", help="upload the weight folder to this Hub repo (token: HF_TOKEN)")
+
+
+def add_lr_find_flags(parser: argparse.ArgumentParser) -> None:
+    """The `lr-find` command's own flags (after the script's train flags)."""
+    parser.add_argument("--n-iter", type=int, default=100, help="batches of rising LR (default: %(default)s)")
+    parser.add_argument("--plot", default="lr_find.png", help="loss-vs-LR plot to write; '' for none (default: %(default)s)")
+
+
+def lr_find_report(learn: Learner, args: argparse.Namespace) -> None:
+    """The `lr-find` command: the LR range test on the train command's learner, its suggestion, its plot."""
+    from dl_core.callbacks import lr_find, plot_lr_find
+
+    finder = lr_find(learn, n_iter=args.n_iter)
+    print(f"suggested LR (steepest descent): {finder.suggestion():.2e}")
+    if args.plot:
+        plot_lr_find(finder).savefig(args.plot, dpi=120)
+        print(f"plot written to {args.plot}")
+
+
+def add_card_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", required=True, help="weight folder whose README.md to rewrite")
 
 
 def workers(args: argparse.Namespace, automatic: int | None) -> int | None:

@@ -7,7 +7,7 @@ Events, in order (a callback implements any of them as a method taking the Learn
     before_fit
       before_epoch
         before_batch -> after_loss -> after_backward -> after_step -> after_batch    (per training batch)
-        before_validate -> after_validate
+        before_validate -> after_loss (per validation batch; learn.training is False) -> after_validate
       after_epoch
     after_fit
 Raising CancelFit / CancelEpoch / CancelBatch in a callback skips the rest of that unit (the LR finder
@@ -172,7 +172,9 @@ class Learner:
         total, count = 0.0, 0
         for self.batch in self.valid_dl:
             inputs, target = self.batch
-            loss = self.loss_fn(self.model(*inputs), target)
+            self.preds = self.model(*inputs)
+            self.loss = loss = self.loss_fn(self.preds, target)
+            self.fire("after_loss")  # metrics (e.g. accuracy) read preds here
             n = torch.tensor([float(len(target))], device=self.accelerator.device)
             losses = self.accelerator.gather_for_metrics(loss.detach().float().reshape(1) * n)
             total += float(losses.sum())

@@ -3,7 +3,8 @@
     python docs/results_table.py            # print the table
     python docs/results_table.py --write    # put it into README.md between the results markers
 
-One row per bundled folder, and one for what the sentiment tab predicts (its classifiers together). The numbers are the ones `evaluate` wrote into each folder (see its model card for
+One row per bundled folder (the four style networks share one), and one for what the sentiment tab predicts (its
+classifiers together). The numbers are the ones `evaluate` wrote into each folder (see its model card for
 the command); the data tests re-derive them from the data sets.
 """
 from __future__ import annotations
@@ -25,6 +26,9 @@ def _model_class(name: str):
     if name == "translation":
         from dl_core.translation.model import Seq2Seq
         return Seq2Seq
+    if name == "darknet-cifar10":
+        from dl_core.cifar.model import Darknet
+        return Darknet
     if name == "sentiment-lm":
         from dl_core.ulmfit.model import LanguageModel
         return LanguageModel
@@ -64,6 +68,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     m, ood = _metrics("translation")["heldout"], _metrics("translation")["multi30k"]
     out.append(("translation", "bi-GRU seq2seq + attention", f"Tatoeba held-out ({m['n']:,} pairs) · Multi30k test "
                 f"({ood['n']:,})", "sacreBLEU / chrF", f"**{m['bleu']:.1f}** / {m['chrf']:.1f} · **{ood['bleu']:.1f}** / {ood['chrf']:.1f}"))
+    m = _metrics("darknet-cifar10")["test"]
+    out.append(("darknet-cifar10", "DarkNet, from scratch", f"CIFAR-10 test ({m['n']:,} images)", "accuracy (flip TTA)",
+                f"**{100 * m['accuracy']:.2f}%**"))
     forward, backward = _metrics("sentiment"), _metrics("sentiment-bwd")
     n = forward["heldout"]["n"]
     out.append(("sentiment", "ULMFiT classifier, forward", f"IMDB test ({n:,} reviews)", "accuracy",
@@ -85,12 +92,23 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     m = _metrics("sentiment-lm")["valid"]
     out.append(("sentiment-lm", "AWD-LSTM language model", f"IMDB held-out texts ({m['n_tokens']:,} tokens)", "perplexity",
                 f"{m['perplexity']:.1f}"))
-    for name, painting in STYLES.items():
-        m = _metrics(name)["heldout"]
-        out.append((name, f"style network: {painting}", f"CSet5 + CSet14 ({m['n']} photos)",
-                    f"style loss ÷ {m['gatys_steps']} Gatys steps' · steps matched",
-                    f"{m['style_ratio']:.2f} · {m['gatys_steps_matched']}"))
+    styles = [_metrics(name)["heldout"] for name in STYLES]
+    out.append(("style-*", f"style networks: {', '.join(STYLES.values())}", f"CSet5 + CSet14 ({styles[0]['n']} photos)",
+                f"style loss ÷ {styles[0]['gatys_steps']} Gatys steps' · steps matched",
+                f"{_span([m['style_ratio'] for m in styles], '.2f')} · {_span([m['gatys_steps_matched'] for m in styles], 'd')}"))
     return out
+
+
+def _span(values: list, form: str) -> str:
+    return f"{min(values):{form}}–{max(values):{form}}"
+
+
+def _sizes(names) -> str:
+    """Parameters and file sizes of several folders, as ranges."""
+    sizes = [_size(name).split(", ") for name in names]
+    params = sorted(sizes, key=lambda s: float(s[0][:-1]))
+    files = sorted(sizes, key=lambda s: float(s[1][:-3]))
+    return f"{params[0][0][:-1]}–{params[-1][0]}, {files[0][1][:-3]}–{files[-1][1]}"
 
 
 def table() -> str:
@@ -98,8 +116,10 @@ def table() -> str:
     for folder, model, data, metric, value in rows():
         if not folder:  # a row about several folders: what the tab predicts
             lines.append(f"| sentiment tab | {model} | {data} | {metric} | {value} |")
-            continue
-        lines.append(f"| [{folder}](weights/{folder}) | {model} ({_size(folder)}) | {data} | {metric} | {value} |")
+        elif folder == "style-*":  # the four style networks, one row
+            lines.append(f"| [style-*](weights) | {model} ({_sizes(STYLES)}) | {data} | {metric} | {value} |")
+        else:
+            lines.append(f"| [{folder}](weights/{folder}) | {model} ({_size(folder)}) | {data} | {metric} | {value} |")
     return "\n".join(lines)
 
 

@@ -155,6 +155,20 @@ CLIENT_CASES = [
     ("live: unknown feature network", "/style_live", dict(photo="{file:photo}", feature_network="ResNet-1000", steps=2)),
     ("live: painting that is not an image", "/style_live", dict(photo="{file:photo}", painting="{file:not an image}", steps=2)),
     ("reconstruct: not an image", "/style_reconstruct", dict(photo="{file:not an image}")),
+    ("classify image: not an image", "/classify_image", dict(photo="{file:not an image}")),
+    ("classify image: 30,000 x 30,000 px", "/classify_image", dict(photo="{file:giant dimensions}")),
+    ("classify image: svg with a script", "/classify_image", dict(photo="{file:svg}")),
+    ("design: a sentence for a table", "/design_schedule", dict(phases="1cycle please")),
+    ("design: 5,000 phases", "/design_schedule", dict(phases=[[1, 0.1, 0.1, "linear", 0.9, 0.9, "linear", 0.9]] * 5000)),
+    ("design: negative LR", "/design_schedule", dict(phases=[[1, -0.1, 0.1, "linear", 0.9, 0.9, "linear", 0.9]])),
+    ("design: momentum 1.5", "/design_schedule", dict(phases=[[1, 0.1, 0.1, "linear", 1.5, 0.9, "linear", 0.9]])),
+    ("design: unknown decay", "/design_schedule", dict(phases=[[1, 0.1, 0.1, "zigzag", 0.9, 0.9, "linear", 0.9]])),
+    ("train live: a billion images, a quarter epoch", "/train_live",  # run to the caps: 5,000 images
+     dict(phases=[[1, 0.1, 0.01, "cosine", 0.9, 0.9, "constant", 0.9]], training_images=10**9, epochs=0.25)),
+    ("train live: zero-length phase", "/train_live", dict(phases=[[0, 0.1, 0.01, "cosine", 0.9, 0.9, "constant", 0.9]])),
+    ("train live: a thousand epochs", "/train_live",
+     dict(phases=[[1, 0.1, 0.01, "cosine", 0.9, 0.9, "constant", 0.9]], training_images=500, epochs=1000)),
+    ("lr finder: text for images", "/lr_find", dict(training_images="many")),
 ]
 
 # (case id, endpoint, data list in the endpoint's parameter order) sent as raw JSON; "{file:...}" as above
@@ -180,6 +194,11 @@ RAW_CASES = [
     ("live: infinite content weight", "/style_live", ["{file:photo}", STARRY, None, float("inf"), 1, ["stem", "block2"], 128, 2,
                                                       "content", "EfficientNet-Lite0 (bundled, offline)"]),
     ("reconstruct: no photo", "/style_reconstruct", [None]),
+    ("classify image: no photo", "/classify_image", [None]),
+    ("design: NaN length", "/design_schedule", [{"headers": [], "data": [[float("nan"), 0.1, 0.1, "linear", 0.9, 0.9, "linear", 0.9]]}, 4000]),
+    ("design: null table", "/design_schedule", [None, 4000]),
+    ("train live: NaN epochs", "/train_live", [{"headers": [], "data": [[1, 0.1, 0.1, "linear", 0.9, 0.9, "linear", 0.9]]}, 500, float("nan")]),
+    ("lr finder: infinite images", "/lr_find", [float("inf")]),
 ]
 
 
@@ -196,7 +215,7 @@ def test_the_corpus_has_at_least_forty_cases_covering_every_public_endpoint(clie
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     covered = {endpoint for _, endpoint, _ in CLIENT_CASES + RAW_CASES}
     assert len(CLIENT_CASES) + len(RAW_CASES) >= 40
-    untested = endpoints - covered - {"/sentiment_model_facts", "/schedule_figure"}  # no inputs to get wrong
+    untested = endpoints - covered - {"/sentiment_model_facts", "/schedule_figure", "/cifar_test_image"}  # no inputs to get wrong
     assert not untested, f"public endpoints without a bad-input case: {sorted(untested)}"
 
 

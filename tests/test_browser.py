@@ -19,7 +19,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 
 @pytest.fixture(scope="module")
 def app_url():
-    for name in ("translation", "detection", "style-starry_night", "style-the_scream", "sentiment", "sentiment-bwd", "sentiment-lm"):
+    for name in ("translation", "detection", "style-starry_night", "style-the_scream", "sentiment", "sentiment-bwd", "sentiment-lm",
+                 "darknet-cifar10"):
         if not (REPO_ROOT / "weights" / name / "model.safetensors").exists():
             pytest.fail(f"the bundled weights weights/{name} are missing")
     import app as app_module
@@ -159,6 +160,47 @@ def test_style_live_streams_to_the_end(app_url, page, tmp_path_factory):
     page.locator("#style-backbone").get_by_text("VGG16", exact=False).click()
     expect(page.locator("#style-layers")).to_contain_text("relu3_3", timeout=10_000)
     expect(page.locator("#style-layers")).not_to_contain_text("block7")
+
+
+def test_training_lab_classifies_a_photo_and_shows_its_stages(app_url, page, tmp_path_factory):
+    from playwright.sync_api import expect
+
+    _open_tab(page, app_url, "training-lab")
+    page.locator("#lab-photo input[type=file]").set_input_files(_photo_file(tmp_path_factory))
+    expect(page.locator("#lab-classify-notes")).to_contain_text("32×32", timeout=60_000)  # an upload classifies at once
+    expect(page.locator("#lab-stages img")).to_be_visible(timeout=30_000)
+    assert page.locator("#lab-label").inner_text().strip()
+    assert page.locator(".toast-body.error").count() == 0
+
+
+def test_training_lab_designs_a_1cycle_schedule_and_trains_live(app_url, page):
+    from playwright.sync_api import expect
+
+    from dl_core.paths import data_path
+
+    _open_tab(page, app_url, "training-lab")
+    page.locator("#lab-train-tab-button").click()
+    page.locator("#lab-preset").get_by_text("SGDR", exact=False).click()
+    expect(page.locator("#lab-phases")).to_contain_text("0.5714", timeout=30_000)  # SGDR's cycles: 1/7, 2/7, 4/7 epoch
+    page.locator("#lab-preset").get_by_text("1cycle (lesson 12)").click()  # the lesson's 1cycle: three linear phases
+    expect(page.locator("#lab-phases")).not_to_contain_text("0.5714", timeout=30_000)
+    expect(page.locator("#lab-phases")).to_contain_text("0.85", timeout=30_000)  # momentum 0.95 -> 0.85
+    expect(page.locator("#lab-schedule-plot img")).to_be_visible(timeout=30_000)
+    page.locator("#lab-n-train input[type=number]").fill("1000")
+    page.locator("#lab-n-train input[type=number]").press("Enter")
+    page.locator("#lab-epochs input[type=number]").fill("0.5")
+    page.locator("#lab-epochs input[type=number]").press("Enter")
+    page.locator("#lab-train-button").click()
+    if not data_path("cifar10", "cifar10-jpg.zip").is_file():  # offline and no copy: the tab says so, and stays usable
+        expect(page.locator("#lab-train-status")).to_contain_text("not on this server", timeout=120_000)
+        return
+    status = _wait_for_the_stream_to_end(page, "#lab-train-status", "done")
+    assert "run 1 (3 phases, peak LR 0.1) done: 8 iterations" in status  # 1000 // 64 = 15 per epoch: 7.5 rounds up
+    expect(page.locator("#lab-loss-plot canvas, #lab-loss-plot svg").first).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(3000)
+    assert page.locator(".toast-body.error").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "training-lab-tab.png"), full_page=True)
 
 
 @pytest.fixture(scope="module")

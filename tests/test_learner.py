@@ -215,3 +215,20 @@ def test_recorder_and_lr_finder_log_the_schedules_lr_not_the_slowest_groups():
     lrs = learn.get(Recorder).lrs
     assert lrs[0] == pytest.approx(0.01) and lrs[-1] == pytest.approx(0.01 + 0.01 * (len(lrs) - 1) / len(lrs))
     assert learn.opt.param_groups[0]["lr"] == pytest.approx(lrs[-1] * 0.1)  # the slow group really was slower
+
+
+def test_validation_batches_fire_after_loss_with_their_predictions():
+    class ValidationSeen(Callback):
+        def __init__(self):
+            self.batches = []
+
+        def after_loss(self, learn):
+            if not learn.training:
+                self.batches.append((len(learn.preds), float(learn.loss)))
+
+    seen = ValidationSeen()
+    learn = regression_learner([seen])
+    learn.fit(1)
+    assert [n for n, _ in seen.batches] == [64, 64, 64, 64]  # every validation batch, once
+    weighted = sum(n * loss for n, loss in seen.batches) / 256
+    assert weighted == pytest.approx(learn.valid_loss, rel=1e-5)

@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 from dl_core import cli
-from dl_core.callbacks import lr_find, plot_lr_find
 from dl_core.paths import data_path, display_path
 from dl_core.schedules import one_cycle, one_cycle_momentum
 from dl_core.translation import card, training
@@ -99,12 +98,7 @@ def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_lr_find_flags(parser: argparse.ArgumentParser) -> None:
     add_model_flags(parser)
-    parser.add_argument("--n-iter", type=int, default=100, help="batches of rising LR (default: %(default)s)")
-    parser.add_argument("--plot", default="lr_find.png", help="loss-vs-LR plot to write; '' for none (default: %(default)s)")
-
-
-def add_card_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, help="weight folder whose README.md to rewrite")
+    cli.add_lr_find_flags(parser)
 
 
 def default_extra_data(args: argparse.Namespace) -> None:
@@ -175,11 +169,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_lr_find(args: argparse.Namespace) -> None:
     """LR range test on the train command's learner; prints a suggestion and plots loss vs LR."""
     accelerator = cli.start(args)
-    finder = lr_find(learner(args, prepare(args, verbose=True), accelerator), n_iter=args.n_iter)
-    print(f"suggested LR (steepest descent): {finder.suggestion():.2e}")
-    if args.plot:
-        plot_lr_find(finder).savefig(args.plot, dpi=120)
-        print(f"plot written to {args.plot}")
+    cli.lr_find_report(learner(args, prepare(args, verbose=True), accelerator), args)
 
 
 def recorded_args(command: str) -> dict:
@@ -200,7 +190,7 @@ COMMANDS = {
     "train": (add_train_flags, cmd_train),
     "evaluate": (add_evaluate_flags, cmd_evaluate),
     "lr-find": (add_lr_find_flags, cmd_lr_find),
-    "card": (add_card_flags, cmd_card),
+    "card": (cli.add_card_flags, cmd_card),
 }
 
 
