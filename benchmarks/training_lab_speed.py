@@ -23,7 +23,8 @@ from benchmarks.timing import median_ms, print_latency_table
 def bare_steps(data, n_steps: int, seed: int = 0) -> float:
     """Seconds for n_steps plain SGD steps of a fresh lab network on the lab's batches."""
     from dl_core.cifar.data import train_loader
-    from dl_core.cifar.lab import BATCH_SIZE, LAB_CONFIG
+    from dl_core.cifar import LAB_BATCH_SIZE
+    from dl_core.cifar.lab import LAB_CONFIG
     from dl_core.cifar.model import Darknet
 
     torch.manual_seed(seed)
@@ -31,7 +32,7 @@ def bare_steps(data, n_steps: int, seed: int = 0) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     start, done = time.perf_counter(), 0
     while done < n_steps:
-        for (images,), labels in train_loader(data.train, BATCH_SIZE, seed):
+        for (images,), labels in train_loader(data.train, LAB_BATCH_SIZE, seed):
             loss = torch.nn.functional.cross_entropy(model(images), labels)
             loss.backward()
             opt.step()

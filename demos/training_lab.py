@@ -30,7 +30,7 @@ from demos.common import (
     folder_metrics,
 )
 from dl_core.cifar import LAB_BATCH_SIZE
-from dl_core.paths import data_path, display_path
+from dl_core.paths import display_path
 from dl_core.schedules import DECAYS, MAX_PHASES, Phase, ScheduleError
 
 ID = "training-lab"
@@ -119,7 +119,9 @@ def _test_split(source: Path):
 
 
 def cifar_zip() -> Path:
-    return data_path("cifar10", "cifar10-jpg.zip")
+    from dl_core.cifar.data import data_root_zip
+
+    return data_root_zip()
 
 
 def cifar_test_image(index=None) -> tuple[str | None, str | None, str]:
@@ -251,7 +253,8 @@ def schedule_figure(plan: list[Phase], per_epoch: int, title: str = ""):
     from dl_core.schedules import phase_schedules, sample, total_epochs
 
     lr, momentum = phase_schedules(plan)
-    n_iter = max(2, round(total_epochs(plan) * per_epoch))
+    epochs = total_epochs(plan)
+    n_iter = max(2, round(epochs * per_epoch))
     fig = Figure(figsize=(6.4, 3.0))
     ax = fig.subplots()
     ax.plot(sample(lr, n_iter), color="tab:blue", linewidth=2)
@@ -263,8 +266,7 @@ def schedule_figure(plan: list[Phase], per_epoch: int, title: str = ""):
     boundary = 0.0
     for phase in plan[:-1]:
         boundary += phase.epochs
-        ax.axvline(boundary / total_epochs(plan) * n_iter, color="gray", linestyle="--", linewidth=0.8)
-    epochs = total_epochs(plan)
+        ax.axvline(boundary / epochs * n_iter, color="gray", linestyle="--", linewidth=0.8)
     ax.set_title(title or f"{len(plan)} phase{'s' * (len(plan) > 1)}, {epochs:g} epoch{'s' * (epochs != 1)}", fontsize=10)
     fig.tight_layout()
     return fig
@@ -292,12 +294,10 @@ class LabDataUnavailable(Exception):
 
 
 def _cifar_source() -> Path:
-    from dl_core.cifar.data import download_cifar10
+    from dl_core.cifar.data import find_cifar10
 
-    if cifar_zip().is_file():
-        return cifar_zip()
     try:
-        return download_cifar10("data/cifar10")
+        return find_cifar10(None, download_to="data/cifar10")
     except OSError as err:  # offline, refused, timed out, disk full
         raise LabDataUnavailable(
             f"CIFAR-10 is not on this server ({display_path(cifar_zip())} is absent) and downloading the lesson's copy "

@@ -42,17 +42,21 @@ def _model_class(name: str):
     return StyleNet
 
 
-def _size(name: str) -> str:
-    """Parameters (from the loaded model) and the weight file's size as stored (an NBSVM's with config.json, where
-    its n-grams are)."""
+def _millions_and_megabytes(name: str) -> tuple[float, float]:
+    """Parameters in millions (from the loaded model) and the weight file's size as stored in MB (an NBSVM's with
+    config.json, where its n-grams are)."""
     from dl_core.hub import load_model
 
     model_class = _model_class(name)
     model = load_model(model_class, WEIGHTS_DIR / name)
     params = sum(p.numel() for p in model.parameters())
     files = ("model.safetensors", "config.json") if model_class.__name__ == "NBSVM" else ("model.safetensors",)
-    megabytes = sum((WEIGHTS_DIR / name / f).stat().st_size for f in files) / 1e6
-    return f"{params / 1e6:.1f}M, {megabytes:.1f} MB"
+    return params / 1e6, sum((WEIGHTS_DIR / name / f).stat().st_size for f in files) / 1e6
+
+
+def _size(name: str) -> str:
+    millions, megabytes = _millions_and_megabytes(name)
+    return f"{millions:.1f}M, {megabytes:.1f} MB"
 
 
 def _metrics(name: str) -> dict:
@@ -105,10 +109,8 @@ def _span(values: list, form: str) -> str:
 
 def _sizes(names) -> str:
     """Parameters and file sizes of several folders, as ranges."""
-    sizes = [_size(name).split(", ") for name in names]
-    params = sorted(sizes, key=lambda s: float(s[0][:-1]))
-    files = sorted(sizes, key=lambda s: float(s[1][:-3]))
-    return f"{params[0][0][:-1]}–{params[-1][0]}, {files[0][1][:-3]}–{files[-1][1]}"
+    millions, megabytes = zip(*(_millions_and_megabytes(name) for name in names))
+    return f"{_span(millions, '.1f')}M, {_span(megabytes, '.1f')} MB"
 
 
 def table() -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 
@@ -133,13 +132,6 @@ def cmd_lr_find(args: argparse.Namespace) -> None:
 
 def cmd_card(args: argparse.Namespace) -> None:
     """Rewrite a weight folder's model card (README.md) from its config.json and metrics.json."""
-    metrics_file = Path(args.weights) / "metrics.json"
-    metrics = json.loads(metrics_file.read_text())
-    facts = metrics.get("facts", {})
-    if "args" not in facts and facts.get("command"):  # recorded before metrics.json kept the recipe: read it from the command
-        recorded = cli.parse_recorded_command(__file__, __doc__, COMMANDS, facts["command"])
-        facts["args"] = {name: getattr(recorded, name) for name in card.RECIPE_ARGS}
-        metrics_file.write_text(json.dumps(metrics, indent=1))
     card.rewrite_card(args.weights)
     print(f"wrote {args.weights}/README.md")
 

@@ -52,10 +52,6 @@ def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="heldout: the split's seed (default: as the folder's training did)")
 
 
-def add_card_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, help="weight folder whose README.md to rewrite")
-
-
 def train_one(args: argparse.Namespace, loss: str, train_items, valid_items) -> tuple[SSD | None, list[dict] | None]:
     """One seeded run with this class loss; (model, history), or (None, None) on a non-main process."""
     accelerator = cli.start(args)
@@ -126,7 +122,7 @@ def cmd_card(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"train": (add_train_flags, cmd_train), "evaluate": (add_evaluate_flags, cmd_evaluate),
-            "card": (add_card_flags, cmd_card)}
+            "card": (cli.add_card_flags, cmd_card)}
 
 
 def main(argv: list[str] | None = None) -> None:

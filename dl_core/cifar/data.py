@@ -144,13 +144,18 @@ def download_cifar10(dest: str | Path = "data/cifar10", timeout: float = 30) -> 
     return folder
 
 
-def find_cifar10(data: str | Path | None, download_to: str | Path | None = None) -> Path:
-    """The CIFAR-10 source to read: `data` if given, else the data root's zip, else (with `download_to`) a download."""
+def data_root_zip() -> Path:
+    """Where the data root keeps CIFAR-10 (it may be absent)."""
     from dl_core.paths import data_path
 
+    return data_path("cifar10", "cifar10-jpg.zip")
+
+
+def find_cifar10(data: str | Path | None, download_to: str | Path | None = None) -> Path:
+    """The CIFAR-10 source to read: `data` if given, else the data root's zip, else (with `download_to`) a download."""
     if data:
         return Path(data)
-    bundled = data_path("cifar10", "cifar10-jpg.zip")
+    bundled = data_root_zip()
     if bundled.is_file():
         return bundled
     if download_to is None:

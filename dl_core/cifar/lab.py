@@ -25,16 +25,14 @@ from dl_core.callbacks import LRFinder, ParamSchedule, lr_find, peak_lr
 from dl_core.cifar import LAB_BATCH_SIZE
 from dl_core.cifar.data import Split, eval_loader, train_loader
 from dl_core.cifar.model import Darknet, DarknetConfig
-from dl_core.cifar.training import make_learner
+from dl_core.cifar.training import make_learner, predictions
 from dl_core.learner import Callback, CancelFit, Learner
 from dl_core.schedules import Phase, phase_schedules, total_epochs
 
 # Small enough that an epoch of a few thousand 32-px images takes seconds on two CPU cores: 0.2 M parameters.
 LAB_CONFIG = DarknetConfig(num_blocks=[1, 1, 1], nf=16, strides=[1, 2, 2], bn_momentum=0.1)
-BATCH_SIZE = LAB_BATCH_SIZE
 VALID_IMAGES = 500  # test images the lab scores accuracy on (class-balanced)
 EVALS_PER_RUN = 8  # accuracy points per live run (plus one before the first batch)
-MAX_TRAIN_IMAGES = 5000
 MAX_EPOCHS = 2
 
 
@@ -67,24 +65,20 @@ class TrainProgress:
                              list(self.eval_iterations), list(self.accuracies), self.seconds, self.finished, self.stopped)
 
 
-@torch.no_grad()
 def _accuracy(model: torch.nn.Module, valid: Split) -> float:
     was_training = model.training
-    model.eval()
-    correct = 0
-    for (images,), labels in eval_loader(valid, bs=VALID_IMAGES):
-        correct += int((model(images).argmax(-1) == labels).sum())
+    predicted, truth = predictions(model, eval_loader(valid, bs=VALID_IMAGES))
     model.train(was_training)
-    return correct / len(valid)
+    return float((predicted == truth).float().mean())
 
 
 class _Watch(Callback):
-    """Records each batch (loss, LR, momentum), scores accuracy now and then, and stops the fit when asked."""
+    """Records each batch (loss, LR, momentum) and scores accuracy now and then."""
 
-    order = 60  # after the schedule has set this batch's values
+    order = 50  # after the schedule has set this batch's values, before _StopWhen may end the fit
 
-    def __init__(self, progress: TrainProgress, valid: Split | None, should_stop: Callable[[], bool], lock: threading.Lock):
-        self.progress, self.valid, self.should_stop, self.lock = progress, valid, should_stop, lock
+    def __init__(self, progress: TrainProgress, valid: Split | None, lock: threading.Lock):
+        self.progress, self.valid, self.lock = progress, valid, lock
         self.eval_every = max(1, progress.total_iterations // EVALS_PER_RUN)
 
     def before_fit(self, learn: Learner) -> None:
@@ -105,14 +99,12 @@ class _Watch(Callback):
             if accuracy is not None:
                 self.progress.eval_iterations.append(learn.iteration)
                 self.progress.accuracies.append(accuracy)
-        if self.should_stop():
-            raise CancelFit
 
 
 def _lab_learner(data: LabData, seed: int, callbacks: Sequence[Callback], lr: float = 1e-3) -> Learner:
     torch.manual_seed(seed)
     model = Darknet(LAB_CONFIG)
-    return make_learner(model, train_loader(data.train, BATCH_SIZE, seed), None, lr=lr, wd=5e-4, label_smoothing=0.0,
+    return make_learner(model, train_loader(data.train, LAB_BATCH_SIZE, seed), None, lr=lr, wd=5e-4, label_smoothing=0.0,
                         callbacks=callbacks)
 
 
@@ -148,11 +140,12 @@ def live_train(data: LabData, plan: Sequence[Phase], epochs: float | None = None
     MAX_EPOCHS) with SGD; yield the progress so far every `report_every` seconds, and at the end."""
     lr, momentum = phase_schedules(plan)
     epochs = min(MAX_EPOCHS, total_epochs(plan) if epochs is None else epochs)
-    n_batches = len(train_loader(data.train, BATCH_SIZE, seed))
+    n_batches = len(train_loader(data.train, LAB_BATCH_SIZE, seed))
     total = max(1, int(epochs * n_batches + 0.5))  # half a batch rounds up
     progress, lock, stop = TrainProgress(total), threading.Lock(), threading.Event()
-    watch = _Watch(progress, data.valid, lambda: stop.is_set() or should_stop(), lock)
-    learn = _lab_learner(data, seed, [ParamSchedule(lr=lr, beta1=momentum), _IterationLimit(total), watch])
+    callbacks = [ParamSchedule(lr=lr, beta1=momentum), _Watch(progress, data.valid, lock),
+                 _StopWhen(lambda: stop.is_set() or should_stop()), _IterationLimit(total)]
+    learn = _lab_learner(data, seed, callbacks)
     started = time.perf_counter()
 
     def work():
@@ -202,20 +195,15 @@ def live_lr_find(data: LabData, start_lr: float = 1e-5, end_lr: float = 10.0, n_
     start_lr to end_lr over n_iter batches, and stops early where the loss diverges."""
     stop = threading.Event()
     learn = _lab_learner(data, seed, [_StopWhen(lambda: stop.is_set() or should_stop())])
-    finders: list[LRFinder] = []
+    finder = LRFinder(start_lr, end_lr, n_iter)  # the worker thread fills its lists; snapshots read them
     started = time.perf_counter()
     finished = threading.Event()
 
     def work():
-        finder = LRFinder(start_lr, end_lr, n_iter)
-        finders.append(finder)
         lr_find(learn, finder=finder)
         finished.set()
 
     def snapshot() -> FinderProgress:
-        if not finders:
-            return FinderProgress([], [], time.perf_counter() - started)
-        finder = finders[0]
         n = min(len(finder.lrs), len(finder.losses))
         progress = FinderProgress(list(finder.lrs[:n]), list(finder.losses[:n]), time.perf_counter() - started, finished.is_set())
         if progress.finished and n:
@@ -229,7 +217,9 @@ def live_lr_find(data: LabData, start_lr: float = 1e-5, end_lr: float = 10.0, n_
 
 
 class _StopWhen(Callback):
-    order = 60
+    """End the fit after the current batch once `should_stop()` says so (Stop pressed, or the page gone)."""
+
+    order = 60  # after _Watch has recorded the batch
 
     def __init__(self, should_stop: Callable[[], bool]):
         self.should_stop = should_stop

@@ -95,11 +95,20 @@ def predict_probs(model: nn.Module, images: torch.Tensor, tta: bool = False) -> 
 
 
 @torch.no_grad()
-def predictions(model: nn.Module, loader, tta: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(predicted class, true class) for every image of an eval loader."""
+def class_probabilities(model: nn.Module, loader, mirrored: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(probabilities (N, C) of every image of an eval loader, those of its mirror image or None, true classes)."""
     model.eval()
-    predicted, truth = [], []
+    plain, mirror, truth = [], [], []
     for (images,), labels in loader:
-        predicted.append(predict_probs(model, images, tta).argmax(-1))
+        plain.append(model(images).float().softmax(-1))
+        if mirrored:
+            mirror.append(model(images.flip(-1)).float().softmax(-1))
         truth.append(labels)
-    return torch.cat(predicted), torch.cat(truth)
+    return torch.cat(plain), torch.cat(mirror) if mirrored else None, torch.cat(truth)
+
+
+def predictions(model: nn.Module, loader, tta: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted class, true class) for every image of an eval loader; with `tta`, from the average of each image's
+    probabilities and its mirror image's, as predict_probs does."""
+    plain, mirror, truth = class_probabilities(model, loader, mirrored=tta)
+    return (plain if mirror is None else (plain + mirror) / 2).argmax(-1), truth
