@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-TAB_MODULES = ("detection", "sentiment", "translation", "training_lab", "style")
+TAB_MODULES = ("detection", "sentiment", "translation", "training_lab", "style", "segmentation")
 
 
 def tabs() -> list[ModuleType]:

@@ -17,7 +17,7 @@ Where code goes (one rule, applied everywhere):
       dl_core/<topic>/card.py       the model card, rendered from config.json + metrics.json
   A topic adds a module of its own only for an idea of its lesson: style/gatys.py (pixel optimisation),
   ulmfit/finetune.py (gradual unfreezing, discriminative LRs), ulmfit/pipeline.py (the time-budgeted GPU run).
-  Topics: detection (lessons 8-9), ulmfit (10), translation (11), style (13-14).
+  Topics: detection (lessons 8-9), ulmfit (10), translation (11), cifar (12-13), style (13-14), segmentation (14).
 - train/<script>.py only parses flags and calls its topic package (and dl_core.cli); demos/<topic>.py only
   handles input and lays out the tab. dl_core imports nothing from train/ or demos/ (ulmfit/pipeline.py runs
   train/ scripts as its stages, as a shell would).

@@ -39,6 +39,20 @@ def make_accelerator(mixed_precision: str = "no") -> Accelerator:
     return Accelerator(mixed_precision=mixed_precision, cpu=not has_accelerator)
 
 
+def discriminative_adamw(model: nn.Module, pretrained: nn.Module, pretrained_lr_mult: float, wd: float):
+    """A Learner opt_fn: AdamW in two groups, the pretrained part of `model` learning `pretrained_lr_mult` times as
+    fast as the new layers (ImageNet features need only nudging; every schedule scales a group by its lr_mult).
+    The pretrained group is the second: `learn.opt.param_groups[1]`."""
+
+    def opt_fn(params, lr: float) -> torch.optim.Optimizer:
+        old = set(map(id, pretrained.parameters()))
+        groups = [{"params": [p for p in model.parameters() if id(p) not in old], "lr_mult": 1.0},
+                  {"params": list(pretrained.parameters()), "lr_mult": pretrained_lr_mult}]
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
+
+    return opt_fn
+
+
 class CancelFit(Exception):
     """Stop training now (after_fit still runs)."""
 

@@ -29,6 +29,9 @@ def _model_class(name: str):
     if name == "darknet-cifar10":
         from dl_core.cifar.model import Darknet
         return Darknet
+    if name.startswith("segmentation"):
+        from dl_core.segmentation.model import SegmentationNet
+        return SegmentationNet
     if name == "sentiment-lm":
         from dl_core.ulmfit.model import LanguageModel
         return LanguageModel
@@ -75,6 +78,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     m = _metrics("darknet-cifar10")["test"]
     out.append(("darknet-cifar10", "DarkNet, from scratch", f"CIFAR-10 test ({m['n']:,} images)", "accuracy (flip TTA)",
                 f"**{100 * m['accuracy']:.2f}%**"))
+    unet, plain = _metrics("segmentation")["valid"], _metrics("segmentation-noskip")["valid"]
+    out.append(("segmentation", "U-Net over EfficientNet-Lite0", f"CamVid val ({unet['n']} photos)",
+                "mIoU (same encoder, no skips)", f"**{unet['miou']:.3f}** ({plain['miou']:.3f})"))
     forward, backward = _metrics("sentiment"), _metrics("sentiment-bwd")
     n = forward["heldout"]["n"]
     out.append(("sentiment", "ULMFiT classifier, forward", f"IMDB test ({n:,} reviews)", "accuracy",

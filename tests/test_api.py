@@ -169,6 +169,12 @@ CLIENT_CASES = [
     ("train live: a thousand epochs", "/train_live",
      dict(phases=[[1, 0.1, 0.01, "cosine", 0.9, 0.9, "constant", 0.9]], training_images=500, epochs=1000)),
     ("lr finder: text for images", "/lr_find", dict(training_images="many")),
+    ("segment: not an image", "/segment", dict(photo="{file:not an image}")),
+    ("segment: empty file", "/segment", dict(photo="{file:empty file}")),
+    ("segment: 30,000 x 30,000 px", "/segment", dict(photo="{file:giant dimensions}")),
+    ("segment: opacity far above range", "/segment", dict(photo="{file:photo}", opacity=1e9)),
+    ("segment: unknown class", "/segment", dict(photo="{file:photo}", shown="Dog")),
+    ("segment: text for a boolean", "/segment", dict(photo="{file:photo}", compare="yes")),
 ]
 
 # (case id, endpoint, data list in the endpoint's parameter order) sent as raw JSON; "{file:...}" as above
@@ -199,6 +205,9 @@ RAW_CASES = [
     ("design: null table", "/design_schedule", [None, 4000]),
     ("train live: NaN epochs", "/train_live", [{"headers": [], "data": [[1, 0.1, 0.1, "linear", 0.9, 0.9, "linear", 0.9]]}, 500, float("nan")]),
     ("lr finder: infinite images", "/lr_find", [float("inf")]),
+    ("segment: no photo", "/segment", [None, 0.5, "all classes", True]),
+    ("segment: NaN opacity", "/segment", ["{file:photo}", float("nan"), "all classes", True]),
+    ("segment: null settings", "/segment", ["{file:photo}", None, None, None]),
 ]
 
 

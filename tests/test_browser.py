@@ -203,6 +203,34 @@ def test_training_lab_designs_a_1cycle_schedule_and_trains_live(app_url, page):
     page.screenshot(path=str(ARTIFACTS / "training-lab-tab.png"), full_page=True)
 
 
+def test_segmentation_overlays_a_photo_and_toggles_the_comparison(app_url, page, tmp_path_factory):
+    from playwright.sync_api import expect
+
+    from demos.segmentation import camvid_samples
+
+    _open_tab(page, app_url, "segmentation")
+    samples = camvid_samples(1)
+    photo = samples[0] if samples else _photo_file(tmp_path_factory)  # a street scene where the data is here
+    page.locator("#segmentation-input input[type=file]").set_input_files(photo)
+    expect(page.locator("#segmentation-notes")).to_contain_text("the networks work at", timeout=60_000)
+    expect(page.locator("#segmentation-unet img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#segmentation-plain img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#segmentation-table")).to_contain_text("Road", timeout=30_000)
+    assert page.locator(".toast-body.error").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "segmentation-tab.png"), full_page=True)
+    page.locator("#segmentation-compare input[type=checkbox]").uncheck()
+    expect(page.locator("#segmentation-plain")).to_be_hidden(timeout=30_000)
+    page.locator("#segmentation-compare input[type=checkbox]").check()
+    expect(page.locator("#segmentation-plain img").first).to_be_visible(timeout=30_000)
+    if samples:  # a street scene has road and sky: show the road alone
+        expect(page.locator("#segmentation-unet")).to_contain_text("Sky", timeout=30_000)
+        page.locator("#segmentation-class").get_by_text("Road", exact=True).click()
+        expect(page.locator("#segmentation-unet")).to_contain_text("Road", timeout=30_000)
+        expect(page.locator("#segmentation-unet")).not_to_contain_text("Sky", timeout=30_000)
+    assert page.locator(".toast-body.error").count() == 0
+
+
 @pytest.fixture(scope="module")
 def phone(page):
     """A second page in the same browser, 420 px wide as a phone held upright."""

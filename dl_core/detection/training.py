@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from dl_core.detection.data import Annotated, DetectionDataset, collate_detection
 from dl_core.detection.model import SSD, SSDConfig, ssd_loss
-from dl_core.learner import Callback, Learner
+from dl_core.learner import Callback, Learner, discriminative_adamw
 
 LOSSES = ("focal", "bce")  # the class loss: focal (lesson 9) or plain binary cross-entropy, to compare
 
@@ -27,19 +27,6 @@ def pretrained_model(classes: Sequence[str], backbone: str, image_size: int) -> 
     model = SSD(config)
     model.load_backbone_weights()
     return model
-
-
-def discriminative_adamw(model: SSD, backbone_lr_mult: float, wd: float):
-    """The Learner's opt_fn: AdamW whose backbone group learns `backbone_lr_mult` times as fast as the new heads
-    (the pretrained features need only nudging; the schedule scales each group by its lr_mult)."""
-
-    def opt_fn(params, lr: float) -> torch.optim.Optimizer:
-        backbone = set(map(id, model.backbone.parameters()))
-        groups = [{"params": [p for p in model.parameters() if id(p) not in backbone], "lr_mult": 1.0},
-                  {"params": list(model.backbone.parameters()), "lr_mult": backbone_lr_mult}]
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
-
-    return opt_fn
 
 
 def loss_function(model: SSD, loss: str):
@@ -61,4 +48,4 @@ def make_learner(model: SSD, train_items: Sequence[Annotated], valid_items: Sequ
     valid_dl = DataLoader(DetectionDataset(valid_items, classes, size, train=False), batch_size=bs,
                           collate_fn=collate_detection, num_workers=workers)
     return Learner(model, train_dl, valid_dl, loss_function(model, loss), lr=lr,
-                   opt_fn=discriminative_adamw(model, backbone_lr_mult, wd), callbacks=callbacks, accelerator=accelerator)
+                   opt_fn=discriminative_adamw(model, model.backbone, backbone_lr_mult, wd), callbacks=callbacks, accelerator=accelerator)
