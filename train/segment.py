@@ -80,7 +80,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     if history is None:
         return
     seconds = time.perf_counter() - started
-    model = learn.unwrapped_model.eval().cpu().float()
+    model = learn.unwrapped_model.eval().cpu().half().float()  # as saved (fp16): `evaluate` then gives the card's numbers
     metrics = {"valid": evaluate_pairs(model, valid)}
     print(json.dumps(metrics["valid"]))
     metrics.update(history=history, facts=card.train_facts(args, root, len(train), len(valid), seconds))

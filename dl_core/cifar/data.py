@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
 import tarfile
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -27,6 +25,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from dl_core.cifar.model import CIFAR10_CLASSES
+from dl_core.paths import download_file
 
 FASTAI_CIFAR10_URL = "https://s3.amazonaws.com/fast-ai-imageclas/cifar10.tgz"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -131,13 +130,7 @@ def download_cifar10(dest: str | Path = "data/cifar10", timeout: float = 30) -> 
     folder = dest / "cifar10"
     if (folder / "test").is_dir():
         return folder
-    dest.mkdir(parents=True, exist_ok=True)
-    archive = dest / "cifar10.tgz"
-    print(f"downloading {FASTAI_CIFAR10_URL} to {archive}")
-    partial = archive.with_suffix(".part")
-    with urllib.request.urlopen(FASTAI_CIFAR10_URL, timeout=timeout) as response, open(partial, "wb") as out:
-        shutil.copyfileobj(response, out)
-    partial.rename(archive)
+    archive = download_file(FASTAI_CIFAR10_URL, dest / "cifar10.tgz", timeout)
     with tarfile.open(archive) as tar:
         tar.extractall(dest, filter="data")  # the "data" filter refuses links and paths leaving dest
     archive.unlink()

