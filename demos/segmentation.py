@@ -221,6 +221,12 @@ def segment_street(photo, opacity=DEFAULT_OPACITY, shown=ALL, compare=True, prog
     return segment_photo(photo, opacity, shown, compare, progress).as_tuple()
 
 
+def compare_toggled(photo, opacity=DEFAULT_OPACITY, shown=ALL, compare=True, progress=gr.Progress()):
+    """The comparison switched on or off: the outputs and the second overlay's visibility in one update, so that
+    quick toggles cannot leave a visible column without its picture (or the reverse)."""
+    return (*segment_street(photo, opacity, shown, compare, progress), gr.Column(visible=compare is True))
+
+
 def pick_class(shown: str, evt: gr.SelectData):
     """A click on a legend entry shows that class alone; a second click on it shows all classes again."""
     label = evt.value if isinstance(evt.value, str) else ""
@@ -271,8 +277,8 @@ def build() -> None:
     for control in (photo, opacity, shown):  # a new photo, or a redraw of the cached segmentation
         control.change(segment_street, inputs, outputs, api_visibility="private", concurrency_id="cpu",
                        trigger_mode="always_last")
-    compare.change(lambda on: gr.Column(visible=bool(on)), compare, plain_column, api_visibility="private").then(
-        segment_street, inputs, outputs, api_visibility="private", concurrency_id="cpu")
+    compare.change(compare_toggled, inputs, [*outputs, plain_column], api_visibility="private", concurrency_id="cpu",
+                   trigger_mode="always_last")
     unet.select(pick_class, shown, shown, api_visibility="private")
     plain.select(pick_class, shown, shown, api_visibility="private")
 

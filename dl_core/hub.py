@@ -271,7 +271,8 @@ def lineage_section(lineage: list[dict], seconds: float, what: str, flag: str, d
 def describe_hardware() -> str:
     if torch.cuda.is_available():
         return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
-    return f"CPU, {torch.get_num_threads()} threads ({os.cpu_count()} cores visible)"
+    threads = torch.get_num_threads()
+    return f"CPU, {threads} thread{'' if threads == 1 else 's'} ({os.cpu_count()} cores visible)"
 
 
 if __name__ == "__main__":

@@ -98,8 +98,9 @@ def test_a_big_photo_is_downscaled_with_a_note_and_the_mask_drawn_at_that_size(t
 
 
 def test_missing_weights_explain_how_to_train_them_and_a_missing_ablation_leaves_the_unet(tmp_path, monkeypatch):
-    fresh_model(monkeypatch, seg_tab, tmp_path / "none", attr="UNET")
-    fresh_model(monkeypatch, seg_tab, tmp_path / "none-either", attr="PLAIN")
+    (tmp_path / "empty").mkdir()  # a folder without weights (a path that does not exist would be read as a Hub repo)
+    fresh_model(monkeypatch, seg_tab, tmp_path / "empty", attr="UNET")
+    fresh_model(monkeypatch, seg_tab, tmp_path / "empty", attr="PLAIN")
     view = seg_tab.segment_photo(_photo(tmp_path))
     assert "could not be loaded" in view.notes and "python train/segment.py train" in view.notes and view.unet is None
     fresh_model(monkeypatch, seg_tab, _save_tiny(tmp_path / "unet", "unet"), attr="UNET")

@@ -21,12 +21,12 @@ from pathlib import Path
 
 from dl_core import cli
 from dl_core.backbones import BACKBONES
-from dl_core.hub import load_model
 from dl_core.schedules import one_cycle
 from dl_core.segmentation import card
 from dl_core.segmentation.data import LabelError, eval_loader, find_camvid, pair_by_stem, read_camvid, read_pairs, train_loader
 from dl_core.segmentation.evaluate import evaluate_pairs
-from dl_core.segmentation.model import DECODERS, SegmentationNet
+from dl_core.segmentation.infer import load_segmenter
+from dl_core.segmentation.model import DECODERS
 from dl_core.segmentation.training import FreezeEncoder, ValidIoU, make_learner, pretrained_model
 
 
@@ -91,7 +91,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Score a weight folder on photo/label pairs at full resolution; last line: JSON {"miou", "pixel_acc",
     "per_class_iou", "n"}."""
-    model = load_model(SegmentationNet, args.weights)
+    model = load_segmenter(args.weights)
     try:
         paired = pair_by_stem(args.images, args.labels)
         if paired.report():
