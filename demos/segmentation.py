@@ -104,12 +104,11 @@ def segment_file(model: LazyModel, photo):
     return _run(network, photo)
 
 
-def annotations(labels, classes: list[str], opacity: float, shown: str) -> tuple[list, dict]:
+def annotations(labels, shares, classes: list[str], opacity: float, shown: str) -> tuple[list, dict]:
     """One mask per class present (only `shown`'s unless ALL), its value the opacity; and label -> colour. A label
-    carries the class's share of the pixels, so the legend reads as the issue's class shares."""
+    carries the class's share of the pixels, so the legend lists the shares too."""
     import numpy as np
 
-    shares = np.bincount(labels.ravel(), minlength=len(classes))[: len(classes)] / labels.size
     masks, colours = [], {}
     for c, name in enumerate(classes):
         if shares[c] == 0 or (shown != ALL and name != shown):
@@ -176,19 +175,21 @@ def segment_photo(photo, opacity=DEFAULT_OPACITY, shown=ALL, compare=True, progr
         notes.append(f"These weights have no class '{shown}': showing all classes.")
         shown = ALL
     image, notes = loaded.image, [*loaded.notes, *notes]
-    masks, colours = annotations(seg.labels, classes, opacity, shown)
+    shares = seg.shares(len(classes))
+    masks, colours = annotations(seg.labels, shares, classes, opacity, shown)
     plain_view, plain_shares, plain_seconds = None, None, None
     if compare:
         if progress is not None:
             progress(0.6, desc="Segmenting without skip connections…")
         try:
             _, plain = segment_file(PLAIN, photo)
-            plain_masks, plain_colours = annotations(plain.labels, classes, opacity, shown)
-            plain_view, plain_shares, plain_seconds = (image, plain_masks), plain.shares(len(classes)), plain.seconds
+            plain_shares, plain_seconds = plain.shares(len(classes)), plain.seconds
+            plain_masks, plain_colours = annotations(plain.labels, plain_shares, classes, opacity, shown)
+            plain_view = (image, plain_masks)
             colours |= plain_colours
         except ModelUnavailable as err:
             notes.append(f"The skip-free network is unavailable, so there is nothing to compare with. {err}")
-    shares, confident = seg.shares(len(classes)), []
+    confident = []
     for c in range(len(classes)):
         pixels = seg.confidence[seg.labels == c]
         confident.append(float(pixels.mean()) if pixels.size else float("nan"))
