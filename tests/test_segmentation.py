@@ -367,3 +367,11 @@ def test_train_writes_a_weight_folder_whose_card_quotes_its_scores(tmp_path):
     assert f"**{metrics['valid']['miou']:.3f}**" in card and "python train/segment.py train --data" in card
     segment.main(["card", "--weights", str(out)])
     assert (out / "README.md").read_text().replace(str(out), "X") == card.replace(str(out), "X")
+
+
+def test_train_without_the_validation_split_says_which_folder_is_missing(tmp_path):
+    from train import segment
+
+    data = write_scenes(tmp_path / "camvid", 2)
+    with pytest.raises(SystemExit, match="camvid/test is not a folder"):
+        segment.main(["train", "--data", str(data), "--valid-split", "test", "--out", ""])

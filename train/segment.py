@@ -63,8 +63,11 @@ def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     """Train a segmenter on CamVid's train split, score the validation split, save the weight folder."""
     accelerator = cli.start(args)
-    root = find_camvid(args.data, download_to=args.download_dir)
-    train, valid = read_camvid(root, "train"), read_camvid(root, args.valid_split)
+    try:
+        root = find_camvid(args.data, download_to=args.download_dir)
+        train, valid = read_camvid(root, "train"), read_camvid(root, args.valid_split)
+    except (OSError, LabelError) as err:  # no data, no network, a broken label: say which, no traceback
+        raise SystemExit(f"segment.py train: {err}") from None
     model = pretrained_model(train.classes, backbone=args.backbone, decoder=args.decoder, width=args.width,
                              void_index=train.void_index)
     callbacks = cli.standard_callbacks(args, one_cycle(args.lr), FreezeEncoder(args.freeze_epochs), ValidIoU(),
