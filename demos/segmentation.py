@@ -149,6 +149,8 @@ def weights_summary(unet_folder: str, plain_folder: str | None) -> str:
 def segment_photo(photo, opacity=DEFAULT_OPACITY, shown=ALL, compare=True, progress=None) -> SegmentationView:
     """Segment an uploaded file with the U-Net (and the skip-free network when `compare`); every problem becomes a
     note, never an exception."""
+    import numpy as np
+
     from dl_core.images import BadImage
 
     started = time.perf_counter()
@@ -189,10 +191,9 @@ def segment_photo(photo, opacity=DEFAULT_OPACITY, shown=ALL, compare=True, progr
             colours |= plain_colours
         except ModelUnavailable as err:
             notes.append(f"The skip-free network is unavailable, so there is nothing to compare with. {err}")
-    confident = []
-    for c in range(len(classes)):
-        pixels = seg.confidence[seg.labels == c]
-        confident.append(float(pixels.mean()) if pixels.size else float("nan"))
+    # each class's mean confidence over its pixels, in one pass (shown only for classes with pixels)
+    confident = np.bincount(seg.labels.ravel(), weights=seg.confidence.ravel(), minlength=len(classes))[:len(classes)]
+    confident = confident / np.maximum(shares * seg.labels.size, 1)
     table = [[name, f"{shares[c]:.1%}", "" if shares[c] == 0 else f"{confident[c]:.2f}",
               "" if plain_shares is None else f"{plain_shares[c]:.1%}"] for c, name in enumerate(classes)]
     work_h, work_w = seg.working_size

@@ -77,13 +77,14 @@ class EfficientNetLite0(nn.Module):
         self._fc = nn.Linear(1280, num_classes)
         self.act = nn.ReLU6(inplace=True)
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """x (B, 3, H, W), normalised with INPUT_MEAN/INPUT_STD -> feature maps at strides 4, 8, 16, 32."""
+    def features(self, x: torch.Tensor, blocks: tuple[int, ...] = FEATURE_BLOCKS) -> list[torch.Tensor]:
+        """x (B, 3, H, W), normalised with INPUT_MEAN/INPUT_STD -> the outputs of `blocks` (by default the maps at
+        strides 4, 8, 16, 32)."""
         x = self.act(self._bn0(self._conv_stem(x)))
         out = []
         for i, block in enumerate(self._blocks):
             x = block(x)
-            if i in self.FEATURE_BLOCKS:
+            if i in blocks:
                 out.append(x)
         return out
 

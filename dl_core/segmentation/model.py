@@ -67,19 +67,13 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """x (B, 3, H, W), normalised, H and W multiples of 32 -> 5 maps, (B, channels[i], H / 2^(i+1), W / 2^(i+1))."""
-        taps = []
         if self.backbone == "efficientnet_lite0":
-            net = self.body.net
-            x = net.act(net._bn0(net._conv_stem(x)))
-            for i, block in enumerate(net._blocks):
-                x = block(x)
-                if i in LITE0_TAP_BLOCKS:
-                    taps.append(x)
-        else:
-            for i, layer in enumerate(self.body):
-                x = layer(x)
-                if i in RESNET34_TAP_LAYERS:
-                    taps.append(x)
+            return self.body.net.features(x, LITE0_TAP_BLOCKS)
+        taps = []
+        for i, layer in enumerate(self.body):
+            x = layer(x)
+            if i in RESNET34_TAP_LAYERS:
+                taps.append(x)
         return taps
 
 
