@@ -29,6 +29,9 @@ def _model_class(name: str):
     if name == "darknet-cifar10":
         from dl_core.cifar.model import Darknet
         return Darknet
+    if name.startswith("superres"):
+        from dl_core.superres.model import SrResnet
+        return SrResnet
     if name.startswith("segmentation"):
         from dl_core.segmentation.model import SegmentationNet
         return SegmentationNet
@@ -81,6 +84,13 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     unet, plain = _metrics("segmentation")["valid"], _metrics("segmentation-noskip")["valid"]
     out.append(("segmentation", "U-Net over EfficientNet-Lite0", f"CamVid val ({unet['n']} photos)",
                 "mIoU (same encoder, no skips)", f"**{unet['miou']:.3f}** ({plain['miou']:.3f})"))
+    scores = _metrics("superres-x4")["scores"]
+    set5, urban = scores["CSet5"], scores["urban"]
+    perceptual = _metrics("superres-x4-perceptual")["scores"]["CSet5"]
+    out.append(("superres-x4", "SrResnet ×4, pixel loss", f"Set5 · CamVid drive 0006R0 ({urban['n']})",
+                "PSNR-Y dB (bicubic; perceptual)",
+                f"**{set5['psnr']:.2f}** ({set5['psnr_bicubic']:.2f}; {perceptual['psnr']:.2f}) · **{urban['psnr']:.2f}** "
+                f"({urban['psnr_bicubic']:.2f})"))
     forward, backward = _metrics("sentiment"), _metrics("sentiment-bwd")
     n = forward["heldout"]["n"]
     out.append(("sentiment", "ULMFiT classifier, forward", f"IMDB test ({n:,} reviews)", "accuracy",

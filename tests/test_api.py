@@ -175,6 +175,13 @@ CLIENT_CASES = [
     ("segment: opacity far above range", "/segment", dict(photo="{file:photo}", opacity=1e9)),
     ("segment: unknown class", "/segment", dict(photo="{file:photo}", shown="Dog")),
     ("segment: text for a boolean", "/segment", dict(photo="{file:photo}", compare="yes")),
+    ("enlarge: not an image", "/enlarge", dict(photo="{file:not an image}")),
+    ("enlarge: empty file", "/enlarge", dict(photo="{file:empty file}")),
+    ("enlarge: 30,000 x 30,000 px", "/enlarge", dict(photo="{file:giant dimensions}")),
+    ("enlarge: scale x3", "/enlarge", dict(photo="{file:photo}", scale="×3")),
+    ("enlarge: unknown mode", "/enlarge", dict(photo="{file:photo}", mode="zoom and enhance")),
+    ("checkerboard: not an image", "/checkerboard", dict(photo="{file:not an image}")),
+    ("checkerboard: seed far above range", "/checkerboard", dict(photo="{file:photo}", seed=1e12)),
 ]
 
 # (case id, endpoint, data list in the endpoint's parameter order) sent as raw JSON; "{file:...}" as above
@@ -208,6 +215,10 @@ RAW_CASES = [
     ("segment: no photo", "/segment", [None, 0.5, "all classes", True]),
     ("segment: NaN opacity", "/segment", ["{file:photo}", float("nan"), "all classes", True]),
     ("segment: null settings", "/segment", ["{file:photo}", None, None, None]),
+    ("enlarge: no photo", "/enlarge", [None, "×4", "test against the original"]),
+    ("enlarge: null settings", "/enlarge", ["{file:photo}", None, None]),
+    ("enlarge: a number for the scale", "/enlarge", ["{file:photo}", 4.5, "enlarge my photo"]),
+    ("checkerboard: NaN seed", "/checkerboard", ["{file:photo}", float("nan")]),
 ]
 
 

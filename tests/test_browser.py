@@ -231,6 +231,29 @@ def test_segmentation_overlays_a_photo_and_toggles_the_comparison(app_url, page,
     assert page.locator(".toast-body.error").count() == 0
 
 
+def test_superres_compares_bicubic_and_both_networks_scores_them_and_zooms(app_url, page):
+    from playwright.sync_api import expect
+
+    from demos.superres import benchmark_samples
+
+    _open_tab(page, app_url, "superres")
+    samples = benchmark_samples()
+    photo = samples[0] if samples else str(REPO_ROOT / "samples" / "chelsea-the-cat.jpg")
+    page.locator("#superres-input input[type=file]").set_input_files(photo)  # test mode, x4: the defaults
+    expect(page.locator("#superres-notes")).to_contain_text("down-sampled ×4", timeout=90_000)
+    expect(page.locator("#superres-table")).to_contain_text("perceptual loss", timeout=30_000)
+    expect(page.locator("#superres-slider img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#superres-zoom img").first).to_be_visible(timeout=30_000)
+    assert page.locator("#superres-zoom img").count() >= 4  # original, bicubic, pixel, perceptual
+    assert page.locator(".toast-body.error").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "superres-tab.png"), full_page=True)
+    page.get_by_text("Checkerboard: a fresh sub-pixel layer").click()
+    page.locator("#superres-checker-button").click()
+    expect(page.locator("#superres-checker-notes")).to_contain_text("ICNR **0.00**".replace("**", ""), timeout=60_000)
+    assert page.locator(".toast-body.error").count() == 0
+
+
 @pytest.fixture(scope="module")
 def phone(page):
     """A second page in the same browser, 420 px wide as a phone held upright."""
