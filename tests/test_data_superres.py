@@ -33,7 +33,7 @@ def test_bundled_networks_reproduce_their_recorded_set5_scores(name):
 
 
 @pytest.mark.xfail(strict=True, reason="issue 20's bar is not reached yet: the bundled ×4 network scores 30.32 dB on "
-                                       "Set5 after 50 CPU-minutes of ×4 training; more training is under way")
+                                       "Set5 after 64 minutes of ×4 training on 2 CPU cores; more training is planned")
 def test_the_x4_network_reaches_the_bar_on_set5():
     assert _recorded("superres-x4")["CSet5"]["psnr"] >= 30.5  # issue 20's bar (SRCNN: 30.48); reproduced above
 
