@@ -42,7 +42,8 @@ def main() -> None:
 
     from demos import superres as tab
     from dl_core.hub import load_model
-    from dl_core.superres.infer import enlarge, to_batch
+    from dl_core.photos import to_tensor
+    from dl_core.superres.infer import enlarge
     from dl_core.superres.model import SrResnet
 
     torch.set_num_threads(2)
@@ -52,7 +53,7 @@ def main() -> None:
         fast = tab.NETWORKS["superres-x4"].get()  # as the tab loads it: channels-last
         tab.NETWORKS["superres-x4-perceptual"].get()
         eager = load_model(SrResnet, tab.NETWORKS["superres-x4"].source.location)
-        x = to_batch(image)
+        x = to_tensor(image)[None]
 
         def eager_forward():
             with torch.inference_mode():

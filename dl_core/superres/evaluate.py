@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from dl_core.photos import to_tensor
 from dl_core.superres.data import bicubic_upscale, downscale, mod_crop
 
 # RGB in [0, 1] -> Y in [16, 235] (BT.601, as MATLAB's rgb2ycbcr and every SR paper's evaluation script)
@@ -84,8 +85,7 @@ def to_uint8_image(tensor: torch.Tensor) -> Image.Image:
 @torch.inference_mode()
 def super_resolve(model: torch.nn.Module, low_res: Image.Image) -> Image.Image:
     """One 8-bit image through the network in fp32: the evaluation's path (the app's fast path is infer.py's)."""
-    x = torch.from_numpy(np.asarray(low_res.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
-    return to_uint8_image(model(x))
+    return to_uint8_image(model(to_tensor(low_res)[None]))
 
 
 def score_image(model: torch.nn.Module, original: Image.Image, scale: int) -> dict[str, float]:

@@ -11,7 +11,6 @@ memory stays bounded (a x4 up-sampler keeps 4 x 64 channels at twice the input's
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dl_core.photos import to_tensor
+from dl_core.superres.evaluate import to_uint8_image
 from dl_core.superres.model import SrResnet, UpsampleStep
 
 TILE = 192  # low-res pixels per tile side
@@ -29,15 +30,6 @@ def load_superres(folder: str | Path) -> SrResnet:
     from dl_core.hub import load_model
 
     return load_model(SrResnet, folder).to(memory_format=torch.channels_last)
-
-
-def to_batch(image: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
-
-
-def to_image(batch: torch.Tensor) -> Image.Image:
-    array = batch[0].float().clamp(0, 1).permute(1, 2, 0).numpy()
-    return Image.fromarray(np.round(array * 255).astype(np.uint8))
 
 
 @torch.inference_mode()
@@ -60,7 +52,7 @@ def run_tiled(model: SrResnet, low: torch.Tensor, tile: int = TILE, margin: int 
 
 
 def enlarge(model: SrResnet, image: Image.Image, fast: bool = True) -> Image.Image:
-    return to_image(run_tiled(model, to_batch(image), fast=fast))
+    return to_uint8_image(run_tiled(model, to_tensor(image)[None], fast=fast))
 
 
 @dataclass
@@ -96,7 +88,7 @@ def checkerboard(image: Image.Image, seed: int = 0) -> Checkerboard:
     """Run one freshly initialised x2 sub-pixel step (3x3 conv 3 -> 12, PixelShuffle(2)) on the image, twice from
     the same seed: with random sub-kernels (Kaiming) and with ICNR. The image is the input itself (not features), so
     what the layer does to it is visible."""
-    x = to_batch(image)
+    x = to_tensor(image)[None]  # (1, 3, h, w)
     outputs, kernels = [], []
     for icnr in (False, True):
         torch.manual_seed(seed)
@@ -110,8 +102,3 @@ def checkerboard(image: Image.Image, seed: int = 0) -> Checkerboard:
     return Checkerboard(random_img, icnr_img, kernels[0], kernels[1], checkerboard_strength(random_img),
                         checkerboard_strength(icnr_img))
 
-
-def timed(fn, *args, **kwargs):
-    started = time.perf_counter()
-    value = fn(*args, **kwargs)
-    return value, time.perf_counter() - started

@@ -30,7 +30,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
@@ -131,7 +130,3 @@ def grow(model: SrResnet, scale: int = 4) -> SrResnet:
 def n_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
-def upscale_nearest(x: torch.Tensor, scale: int) -> torch.Tensor:
-    """Nearest-neighbour up-sampling: what an ICNR-initialised step computes (tests, the checkerboard demo)."""
-    return F.interpolate(x, scale_factor=scale, mode="nearest")
