@@ -96,11 +96,11 @@ def checkpoint_path(args: argparse.Namespace) -> Path | None:
     return Path("runs") / (Path(args.out).name if args.out else "last") / "checkpoint.safetensors"
 
 
-def start(args: argparse.Namespace):
+def start(args: argparse.Namespace, find_unused_parameters: bool = False):
     """Seed everything and make the Accelerator (CPU, one GPU, or one process of `accelerate launch`)."""
     from accelerate.utils import set_seed
 
-    accelerator = make_accelerator(args.mixed_precision)
+    accelerator = make_accelerator(args.mixed_precision, find_unused_parameters)
     set_seed(args.seed)
     return accelerator
 

@@ -31,12 +31,17 @@ EVENTS = (
 )
 
 
-def make_accelerator(mixed_precision: str = "no") -> Accelerator:
+def make_accelerator(mixed_precision: str = "no", find_unused_parameters: bool = False) -> Accelerator:
     """An Accelerator for this machine. Without CUDA/MPS we pass cpu=True: then a `torchrun`-style launch
     (`accelerate launch --multi_gpu --num_processes N`, which on a CPU-only machine starts N local
-    processes) runs data-parallel over gloo instead of silently training N independent copies."""
+    processes) runs data-parallel over gloo instead of silently training N independent copies.
+    `find_unused_parameters`: for models whose steps leave some parameters without gradients (a GAN trains its
+    critic and its generator in turns), which DistributedDataParallel must then be told about."""
+    from accelerate.utils import DistributedDataParallelKwargs
+
     has_accelerator = torch.cuda.is_available() or torch.backends.mps.is_available()
-    return Accelerator(mixed_precision=mixed_precision, cpu=not has_accelerator)
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else []
+    return Accelerator(mixed_precision=mixed_precision, cpu=not has_accelerator, kwargs_handlers=handlers)
 
 
 def discriminative_adamw(model: nn.Module, pretrained: nn.Module, pretrained_lr_mult: float, wd: float):

@@ -152,6 +152,21 @@ def test_patch_pairs_are_reproducible_aligned_and_augmented(tmp_path):
     assert PatchPairs([*paths, tmp_path / "small.png"], scale=2, hr_size=48).skipped == 1
 
 
+def test_area_sampling_cuts_patches_from_photos_in_proportion_to_their_pixels(tmp_path):
+    red, blue = tmp_path / "large-red.png", tmp_path / "small-blue.png"
+    Image.new("RGB", (192, 192), (255, 0, 0)).save(red)  # 4x the pixels of the blue one
+    Image.new("RGB", (96, 96), (0, 0, 255)).save(blue)
+
+    def share_from_red(sample_by: str) -> float:
+        data = PatchPairs([red, blue], scale=2, hr_size=32, seed=3, sample_by=sample_by)
+        return float(np.mean([data[i][1][0].mean().item() > 0.5 for i in range(400)]))
+
+    assert abs(share_from_red("photo") - 0.5) < 0.08
+    assert abs(share_from_red("area") - 0.8) < 0.06
+    with pytest.raises(ValueError, match="sample_by"):
+        PatchPairs([red], scale=2, hr_size=32, sample_by="size")
+
+
 def test_camvid_drives_and_raccoon_splits_are_read_from_their_layouts(tmp_path):
     for split, names in (("train", ["0001TP_1.png", "0006R0_2.png"]), ("val", ["0016E5_3.png"])):
         (tmp_path / split).mkdir()

@@ -28,6 +28,7 @@ from dl_core.schedules import one_cycle
 from dl_core.superres import card
 from dl_core.superres.data import (
     HELDOUT_DRIVE,
+    SAMPLING,
     patch_loader,
     training_photos,
     urban_heldout,
@@ -53,6 +54,8 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--photos", nargs="+", default=None, help="folders of training photos (default: the data root's "
                                                                  "CSun_Hays80, CamVid drives 0001TP/0016E5, raccoon train)")
     data.add_argument("--hr-size", type=int, default=0, help="high-res patch side (default: 48 low-res px × scale)")
+    data.add_argument("--sample-by", choices=SAMPLING, default="photo",
+                      help="cut each patch from a photo picked uniformly, or in proportion to its area (default: %(default)s)")
     data.add_argument("--batches-per-epoch", type=int, default=250, help="batches of fresh patches per epoch (default: %(default)s)")
     model = parser.add_argument_group("model and recipe")
     model.add_argument("--scale", type=int, choices=SCALES, default=2)
@@ -88,9 +91,11 @@ def cmd_train(args: argparse.Namespace) -> None:
             raise FileNotFoundError("no training photos: pass --photos DIR (or put the data under the data root)")
         valid = urban_heldout()[::10] or photos[:: max(1, len(photos) // 10)][:10]
         train_dl = patch_loader(photos, scale=args.scale, hr_size=hr_size, bs=args.bs,
-                                batches_per_epoch=args.batches_per_epoch, seed=args.seed, workers=cli.workers(args, 0))
+                                batches_per_epoch=args.batches_per_epoch, seed=args.seed, workers=cli.workers(args, 0),
+                                sample_by=args.sample_by)
     except (OSError, ValueError) as err:
         raise SystemExit(f"superres.py train: {err}") from None
+    lineage = card.lineage(args.init)  # read now: --init may be the --out folder
     model = initial_model(args)
     if args.loss == "pixel":
         loss_fn = pixel_loss(args.pixel_loss)
@@ -114,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - started
     model = learn.unwrapped_model.eval().cpu().half().float()  # as saved (fp16): `evaluate` then gives the card's numbers
     counts = {Path(k).name if args.photos else k: len(v) for k, v in sources.items()}
-    metrics = {"history": history, "facts": card.train_facts(args, counts, len(valid), seconds)}
+    metrics = {"history": history, "facts": card.train_facts(args, counts, len(valid), seconds), "lineage": lineage}
     cli.save(args, model, card.model_card(model.config, metrics, f"weights/{Path(args.out or 'WEIGHTS').name}"), metrics)
 
 

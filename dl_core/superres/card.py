@@ -17,8 +17,29 @@ from dl_core.superres.model import SrResnet, SuperResConfig, n_parameters
 # Set5 PSNR-Y as the papers report them (bicubic as the SR literature tabulates it; ours is measured above)
 LITERATURE = {2: "bicubic 33.66, SRCNN 36.66, VDSR 37.53, EDSR 38.11",
               4: "bicubic 28.42, SRCNN 30.48, VDSR 31.35, SRResNet 32.05, EDSR 32.46"}
-RECIPE_ARGS = ("scale", "loss", "pixel_loss", "epochs", "batches_per_epoch", "bs", "hr_size", "lr", "wd", "clip",
-               "mixed_precision", "seed", "init")
+RECIPE_ARGS = ("scale", "loss", "pixel_loss", "sample_by", "epochs", "batches_per_epoch", "bs", "hr_size", "lr", "wd",
+               "clip", "mixed_precision", "seed", "init")
+
+
+def lineage(init_folder: str | Path | None) -> list[dict]:
+    """The runs that made the `--init` folder, oldest first (its own lineage, then its run, with its Set5 score), so
+    the card can list every command that rebuilds the weights. Read before training: a run may write over it."""
+    metrics_file = Path(init_folder) / "metrics.json" if init_folder else None
+    if metrics_file is None or not metrics_file.is_file():
+        return []
+    metrics = json.loads(metrics_file.read_text())
+    facts = metrics.get("facts", {})
+    if "command" not in facts:
+        return []
+    run = {"command": facts["command"], "epochs": len(metrics.get("history", [])), "seconds": facts.get("seconds", 0),
+           "hardware": facts.get("hardware", "?"), "scores": metrics.get("scores", {})}
+    return [*metrics.get("lineage", []), run]
+
+
+def _describe_run(run: dict) -> str:
+    set5 = run.get("scores", {}).get("CSet5", {}).get("psnr")
+    return (f"{run['epochs']} epochs, {run['seconds'] / 60:.0f} minutes on {run['hardware']}"
+            + (f"; Set5 PSNR-Y {set5:.2f} dB" if set5 else ""))
 
 
 def train_facts(args: argparse.Namespace, sources: dict[str, int], n_valid: int, seconds: float) -> dict:
@@ -107,7 +128,7 @@ Reproduce:
 ```{why_lower}
 
 ## Training
-```
+{hub.lineage_section(metrics.get("lineage", []), facts.get("seconds", 0), "weights", "--init", _describe_run)}```
 {facts.get("command", "?")}
 ```
 {len(history)} epochs of {args.get("batches_per_epoch", "?")} batches of {args.get("bs", "?")} patches

@@ -95,13 +95,20 @@ def benchmark_folder(name: str) -> Path:
     return data_path("superres", name)
 
 
+SAMPLING = ("photo", "area")  # how PatchPairs picks the photo each patch is cut from
+
+
 class PatchPairs(Dataset):
     """An endless supply of (low-res, high-res) patch pairs cut from photos kept in memory.
 
     Patch `index` is a function of (seed, index) only: with EpochSampler every epoch sees new patches, a run is
-    reproducible and a resumed run sees exactly the patches it would have."""
+    reproducible and a resumed run sees exactly the patches it would have.
 
-    def __init__(self, paths: Sequence[Path], scale: int, hr_size: int, seed: int = 0, min_zoom: float = 0.6):
+    `sample_by="photo"` picks every photo equally often; `"area"` in proportion to its pixels, so a 1-megapixel
+    scene is not cut as often as a 480x360 video frame."""
+
+    def __init__(self, paths: Sequence[Path], scale: int, hr_size: int, seed: int = 0, min_zoom: float = 0.6,
+                 sample_by: str = "photo"):
         if not paths:
             raise ValueError("no training photos")
         if hr_size % scale:
@@ -113,13 +120,17 @@ class PatchPairs(Dataset):
         self.skipped = len(photos) - len(self.photos)
         if not self.photos:
             raise ValueError(f"every training photo is smaller than the {hr_size}-px patch")
+        if sample_by not in SAMPLING:
+            raise ValueError(f"sample_by must be one of {SAMPLING}, not {sample_by!r}")
+        areas = np.array([photo.width * photo.height for photo in self.photos], dtype=np.float64)
+        self.photo_weights = areas / areas.sum() if sample_by == "area" else None
 
     def __len__(self) -> int:
         return 2**62  # endless: EpochSampler decides which indices an epoch uses
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
-        photo = self.photos[rng.integers(len(self.photos))]
+        photo = self.photos[rng.choice(len(self.photos), p=self.photo_weights)]
         zoom = rng.uniform(self.min_zoom, 1.0)  # <1: the region is larger than the patch and shrunk to it
         region = min(round(self.hr_size / zoom), *photo.size)
         left, top = rng.integers(photo.width - region + 1), rng.integers(photo.height - region + 1)
@@ -138,8 +149,8 @@ def collate_pairs(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[tuple
 
 
 def patch_loader(paths: Sequence[Path], *, scale: int, hr_size: int, bs: int, batches_per_epoch: int, seed: int,
-                 workers: int = 0, min_zoom: float = 0.6) -> DataLoader:
-    return DataLoader(PatchPairs(paths, scale, hr_size, seed, min_zoom), batch_size=bs, collate_fn=collate_pairs,
+                 workers: int = 0, min_zoom: float = 0.6, sample_by: str = "photo") -> DataLoader:
+    return DataLoader(PatchPairs(paths, scale, hr_size, seed, min_zoom, sample_by), batch_size=bs, collate_fn=collate_pairs,
                       sampler=EpochSampler(batches_per_epoch * bs), num_workers=workers)
 
 

@@ -1,0 +1,134 @@
+"""The GAN model cards, written from a weight folder's config.json and metrics.json by code, and the fixed-noise
+gallery image (`progress.png`) the WGAN tab shows.
+
+A WGAN folder's metrics.json holds the run's `facts` (command, recipe, data, hardware, time), the per-epoch
+`history` (critic and generator losses, the Wasserstein estimate), `scores` (FD-Lite0) and `gallery_epochs`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from dl_core import hub
+from dl_core.gan.model import DCGANConfig, DCGANCritic, DCGANGenerator
+from dl_core.paths import display_path
+
+GALLERY_FILE = "progress.png"  # rows: the fixed noise after 0, k, 2k, ... epochs
+RECIPE_ARGS = ("size", "nz", "ngf", "ndf", "extra_layers", "gp", "clip_value", "critic_steps", "epochs", "bs", "lr",
+               "seed", "heldout")
+DATA_CREDITS = {
+    "flowers64.zip": "Oxford-102 flowers (Nilsback & Zisserman 2008), all 8,189 images at 64x64",
+}
+
+
+def millions(module: nn.Module) -> str:
+    return f"{sum(p.numel() for p in module.parameters()) / 1e6:.2f}"
+
+
+def train_facts(args: argparse.Namespace, source: str, n_train: int, n_heldout: int, seconds: float) -> dict:
+    return {
+        "command": args.command_line,
+        "args": {name: getattr(args, name, None) for name in RECIPE_ARGS},
+        "data": display_path(source),
+        "n_train": n_train,
+        "n_heldout": n_heldout,
+        "seconds": round(seconds, 1),
+        "hardware": hub.describe_hardware(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def save_gallery(frames: list[tuple[int, torch.Tensor]], folder: Path, per_row: int = 8) -> Path:
+    """One row of `per_row` images per frame, oldest on top: the fixed noise as the generator learnt."""
+    rows = [np.concatenate(list(images[:per_row].permute(0, 2, 3, 1).numpy()), axis=1) for _, images in frames]
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(rows, axis=0)).save(folder / GALLERY_FILE)
+    return folder / GALLERY_FILE
+
+
+def load_gallery(folder: Path, epochs: list[int], per_row: int = 8) -> list[tuple[int, list[np.ndarray]]]:
+    """The frames `save_gallery` wrote: [(epoch, [per_row images (H, W, 3)]), ...]."""
+    grid = np.asarray(Image.open(folder / GALLERY_FILE).convert("RGB"))
+    side = grid.shape[0] // max(1, len(epochs))
+    return [(epoch, [grid[i * side:(i + 1) * side, j * side:(j + 1) * side] for j in range(grid.shape[1] // side)][:per_row])
+            for i, epoch in enumerate(epochs)]
+
+
+def _history_table(history: list[dict]) -> str:
+    step = max(1, len(history) // 10)  # about ten rows, and always the last
+    shown = [h for i, h in enumerate(history) if i % step == 0 or i == len(history) - 1]
+    rows = "\n".join(
+        f"| {h['epoch'] + 1} | {h.get('critic_wasserstein', float('nan')):.4f} | {-h.get('valid_loss', float('nan')):.4f} | "
+        f"{h.get('generator_loss', float('nan')):.4f} | {h.get('generator_steps', 0)} | {h['seconds']:.0f} |" for h in shown)
+    return ("| epoch | Wasserstein estimate (training batches) | on held-out images | generator loss | generator steps so far | seconds |\n"
+            "|---|---|---|---|---|---|\n" + rows)
+
+
+def wgan_card(config: DCGANConfig, metrics: dict, folder: str) -> str:
+    facts, history, scores = metrics.get("facts", {}), metrics.get("history", []), metrics.get("scores", {})
+    args = facts.get("args", {})
+    gp = args.get("gp") or 0
+    variant = f"WGAN-GP (gradient penalty {gp:g})" if gp else f"WGAN (weight clipping ±{args.get('clip_value', 0.01)})"
+    data = facts.get("data", "../shared/data/gan/flowers64.zip")
+    credit = DATA_CREDITS.get(Path(data).name, data)
+    ratio = scores["fd"] / scores["fd_real"] if scores.get("fd_real") else float("nan")
+    recipe = ("Adam (β 0, 0.9) for both networks, layer norm in the critic, 5 critic steps per generator step, the "
+              "penalty λ (|∇ critic(x̂)| − 1)² at random points between real and generated images" if gp else
+              "RMSprop for both networks, every critic weight clipped to ±0.01 after each critic step, 100 critic steps "
+              "before each of the first 25 generator steps and every 500th, else 5")
+    steps = metrics.get("steps", {})
+    return f"""---
+library_name: fastai-part2-demos
+license: mit
+tags: [gan, wgan, dcgan, fastai-part2, pytorch_model_hub_mixin]
+---
+# Lesson 12 · {variant} generator, {config.size}-px {'flowers' if 'flowers' in data else Path(data).stem}
+
+The lesson's DCGAN generator (`dl_core/gan/model.py`): noise ({config.nz}-d) → transposed convolutions
+(4×4 → {config.size}×{config.size}), each ConvT → ReLU → BatchNorm, {config.n_extra_layers} extra 3×3 layer(s), tanh.
+Width ngf {config.ngf}: {millions(DCGANGenerator(config))}M parameters, stored in fp16. Only the generator is
+bundled; its critic ({millions(DCGANCritic(config))}M parameters, ndf {config.ndf}, {config.critic_norm} norm) stays in the
+training run's checkpoint. Output: images in [-1, 1].
+
+## Data
+{credit} (`{data}`): {facts.get("n_train", "?")} training images; {facts.get("n_heldout", "?")} held out with a fixed
+seed (10%), never trained on. The lesson trained on LSUN bedrooms (3 million images, 42 GB), which cannot be had here.
+
+## Metrics: FD-Lite0
+The Fréchet distance between Gaussians fitted to EfficientNet-Lite0's pooled ImageNet features (`dl_core/gan/evaluate.py`):
+the FID formula with another network, so its numbers are not FIDs. Both sides use {scores.get("n", "?")} images.
+
+| | FD-Lite0 vs the held-out real images |
+|---|---|
+| {scores.get("n", "?")} generated images | **{scores.get("fd", float("nan")):.2f}** |
+| {scores.get("n", "?")} real training images (the floor) | {scores.get("fd_real", float("nan")):.2f} |
+| ratio | {ratio:.2f} |
+
+Reproduce: `python train/wgan.py evaluate --weights {folder} --data {data} --n {scores.get("n", 2000)}`
+
+## Training
+```
+{facts.get("command", "?")}
+```
+{len(history)} epochs of {args.get("bs", "?")} images ({steps.get("critic", "?")} critic and {steps.get("generator", "?")}
+generator steps), {facts.get("seconds", 0) / 60:.1f} minutes on {facts.get("hardware", "?")}. {recipe}. LR
+{args.get("lr", "?")}, a tenth of it for the second half (the lesson's second epoch). `{GALLERY_FILE}` shows the same 8
+noise vectors after epochs {", ".join(map(str, metrics.get("gallery_epochs", [])))}.
+
+{_history_table(history)}
+"""
+
+
+def rewrite_wgan_card(folder: str | Path) -> Path:
+    folder = Path(folder)
+    config = DCGANConfig(**json.loads((folder / "config.json").read_text()))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "README.md").write_text(wgan_card(config, metrics, f"weights/{folder.name}"))
+    return folder / "README.md"
