@@ -311,3 +311,65 @@ def test_domains_from_camvid_names_and_the_cyclegan_folder_layout(tmp_path):
     assert set(folder_domains(h2z)) == {"train_a", "train_b", "test_a"}
     with pytest.raises(FileNotFoundError, match="trainA"):
         folder_domains(tmp_path / "camvid")
+
+
+def _coloured_photos(folder, n, colour, size=(64, 48), seed=0):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        noise = rng.integers(-30, 30, (size[1], size[0], 3))
+        Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+
+
+def test_wgan_train_evaluate_and_card_from_the_command_line(tmp_path, capsys):
+    """The script end to end on generated images: train (clipping and GP), the JSON last line of `evaluate` equal to
+    the scores the training run recorded, the fixed-noise gallery, `card`."""
+    import json
+
+    from train import wgan
+
+    _coloured_photos(tmp_path / "imgs", 40, (200, 60, 90))
+    common = ["--data", str(tmp_path / "imgs"), "--size", "16", "--ngf", "8", "--ndf", "8", "--epochs", "2", "--bs", "8",
+              "--n-eval", "20", "--checkpoint", "none", "--critic-steps", "2"]
+    wgan.main(["train", "--out", str(tmp_path / "clip"), *common])
+    wgan.main(["train", "--gp", "10", "--out", str(tmp_path / "gp"), *common])
+    metrics = json.loads((tmp_path / "clip" / "metrics.json").read_text())
+    assert metrics["gallery_epochs"] == [0, 1, 2] and (tmp_path / "clip" / "progress.png").is_file()
+    assert len(metrics["history"]) == 2 and metrics["steps"]["generator"] == 2  # 4 batches an epoch, 2 of 3 critic
+    gp_config = json.loads((tmp_path / "gp" / "config.json").read_text())
+    assert gp_config["critic_norm"] == "layer"
+    capsys.readouterr()
+    wgan.main(["evaluate", "--weights", str(tmp_path / "clip"), "--data", str(tmp_path / "imgs"), "--n", "20"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == metrics["scores"]
+    wgan.main(["card", "--weights", str(tmp_path / "clip")])
+    assert "FD-Lite0" in (tmp_path / "clip" / "README.md").read_text()
+    with pytest.raises(SystemExit, match="neither a zip"):
+        wgan.main(["train", "--data", str(tmp_path / "nowhere"), "--out", ""])
+    with pytest.raises(SystemExit, match="cannot|no config|has no"):
+        wgan.main(["evaluate", "--weights", str(tmp_path / "nowhere"), "--data", str(tmp_path / "imgs")])
+
+
+def test_cyclegan_train_evaluate_and_card_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from train import cyclegan
+
+    for split, n in (("train", 4), ("test", 2)):
+        _coloured_photos(tmp_path / "data" / f"{split}A", n, (220, 200, 120), seed=1)
+        _coloured_photos(tmp_path / "data" / f"{split}B", n, (40, 40, 90), seed=2)
+    # the held-out scores at the end of training use testA/testB
+    cyclegan.main(["train", "--data", str(tmp_path / "data"), "--size", "32", "--ngf", "4", "--blocks", "1", "--ndf", "8",
+                   "--epochs", "1", "--batches-per-epoch", "4", "--bs", "2", "--checkpoint", "none",
+                   "--out", str(tmp_path / "cg")])
+    metrics = json.loads((tmp_path / "cg" / "metrics.json").read_text())
+    assert metrics["steps"] == {"critic": 2, "generator": 2}
+    capsys.readouterr()
+    cyclegan.main(["evaluate", "--weights", str(tmp_path / "cg"), "--source", str(tmp_path / "data" / "testA"),
+                   "--target", str(tmp_path / "data" / "testB")])
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(scores) == {"fd_translated", "fd_untranslated", "cycle_l1", "n"}
+    assert scores == metrics["scores"]["a_to_b"]
+    cyclegan.main(["card", "--weights", str(tmp_path / "cg")])
+    assert "A translated to B" in (tmp_path / "cg" / "README.md").read_text()
+    with pytest.raises(SystemExit, match="trainA"):
+        cyclegan.main(["train", "--data", str(tmp_path), "--out", ""])

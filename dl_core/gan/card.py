@@ -132,3 +132,101 @@ def rewrite_wgan_card(folder: str | Path) -> Path:
     metrics = json.loads((folder / "metrics.json").read_text())
     (folder / "README.md").write_text(wgan_card(config, metrics, f"weights/{folder.name}"))
     return folder / "README.md"
+
+
+# --- CycleGAN ----------------------------------------------------------------------------------------------------
+CYCLE_ARGS = ("data", "size", "scale", "batches_per_epoch", "ngf", "blocks", "ndf", "cycle", "identity", "pool", "epochs",
+              "bs", "lr", "seed")
+DOMAIN_TEXT = {
+    "camvid": ("CamVid road scenes at 480x360 (Brostow et al. 2008; the SegNet release), research use. A: daylight "
+               "(drives 0016E5 for training, 0006R0 held out); B: dusk (drive 0001TP, its last 16 frames held out)"),
+}
+
+
+def cyclegan_facts(args: argparse.Namespace, sources: dict[str, int], seconds: float) -> dict:
+    return {
+        "command": args.command_line,
+        "args": {name: getattr(args, name, None) for name in CYCLE_ARGS},
+        "sources": sources,
+        "seconds": round(seconds, 1),
+        "hardware": hub.describe_hardware(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def _cycle_history(history: list[dict]) -> str:
+    step = max(1, len(history) // 10)
+    shown = [h for i, h in enumerate(history) if i % step == 0 or i == len(history) - 1]
+    rows = "\n".join(
+        f"| {h['epoch'] + 1} | {h.get('generator_adversarial', float('nan')):.3f} | {h.get('generator_cycle', float('nan')):.3f} | "
+        f"{h.get('generator_identity', float('nan')):.3f} | {h.get('critic_critic_a', float('nan')):.3f} | "
+        f"{h.get('critic_critic_b', float('nan')):.3f} | {h['seconds']:.0f} |" for h in shown)
+    return ("| epoch | generators: adversarial | cycle L1 | identity L1 | critic A | critic B | seconds |\n"
+            "|---|---|---|---|---|---|---|\n" + rows)
+
+
+def cyclegan_card(config, metrics: dict, folder: str) -> str:
+    from dl_core.gan.model import CycleGenerators, PatchDiscriminator
+
+    facts, history = metrics.get("facts", {}), metrics.get("history", [])
+    args = facts.get("args", {})
+    data = args.get("data", "camvid")
+    scores = metrics.get("scores", {}).get("a_to_b", {})
+    ratio = scores["fd_translated"] / scores["fd_untranslated"] if scores.get("fd_untranslated") else float("nan")
+    sources = ", ".join(f"{name} {n}" for name, n in facts.get("sources", {}).items())
+    reproduce = f"python train/cyclegan.py evaluate --weights {folder}" + ("" if data == "camvid" else " --source DIR_A --target DIR_B")
+    return f"""---
+library_name: fastai-part2-demos
+license: mit
+tags: [gan, cyclegan, image-to-image, fastai-part2, pytorch_model_hub_mixin]
+---
+# Lesson 12 · CycleGAN generators, {"day ⟷ dusk street scenes" if data == "camvid" else data}
+
+Both translators of a CycleGAN (`dl_core/gan/model.py`, Johnson et al.'s ResNet generator as in the lesson's `cgan/`):
+reflection-padded 7×7 conv to {config.ngf} channels, two stride-2 convs, {config.n_blocks} residual blocks at
+{4 * config.ngf} channels, two transposed convs back, 7×7 conv to RGB, tanh; instance norm throughout.
+`a_to_b` and `b_to_a`, {millions(CycleGenerators(config))}M parameters together, stored in fp16. Their 70×70 PatchGAN
+critics ({millions(PatchDiscriminator(config.ndf))}M parameters each) stay in the training run's checkpoint.
+
+Reduced from the paper (ngf 64, 9 blocks, 256-px crops, batch 1, 200 epochs) so it trains on a CPU: ngf {config.ngf},
+{config.n_blocks} blocks, {args.get("size", "?")}-px crops, batch {args.get("bs", "?")}.
+
+## Data
+{DOMAIN_TEXT.get(data, data)}. Photos per split: {sources}.
+
+## Metrics: held-out A → B
+FD-Lite0 (the FID formula on EfficientNet-Lite0's pooled ImageNet features, `dl_core/gan/evaluate.py`; not an FID)
+between 120-px tiles of the translated held-out A photos and of the held-out B photos, beside the same distance for
+the untranslated A photos: the translation should bring A's statistics towards B's.
+
+| | FD-Lite0 vs held-out B | tiles |
+|---|---|---|
+| A translated to B | **{scores.get("fd_translated", float("nan")):.2f}** | {scores.get("n", "?")} |
+| A as it is | {scores.get("fd_untranslated", float("nan")):.2f} | {scores.get("n", "?")} |
+| ratio | {ratio:.2f} | |
+
+Cycle error (A → B → A, mean absolute, 0–1 scale): {scores.get("cycle_l1", float("nan")):.4f}.
+
+Reproduce: `{reproduce}`
+
+## Training
+```
+{facts.get("command", "?")}
+```
+{len(history)} epochs of {args.get("batches_per_epoch", "?")} batches (half generator steps, half critic steps; {metrics.get("steps", {}).get("generator", "?")}
+generator steps), {facts.get("seconds", 0) / 60:.1f} minutes on {facts.get("hardware", "?")}. LSGAN losses, cycle weight
+{args.get("cycle", "?")}, identity {args.get("identity", "?")} × that, an image pool of {args.get("pool", "?")}; Adam (0.5, 0.999),
+LR {args.get("lr", "?")} for the first half, then linearly to 0.
+
+{_cycle_history(history)}
+"""
+
+
+def rewrite_cyclegan_card(folder: str | Path) -> Path:
+    from dl_core.gan.model import CycleGANConfig
+
+    folder = Path(folder)
+    config = CycleGANConfig(**json.loads((folder / "config.json").read_text()))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "README.md").write_text(cyclegan_card(config, metrics, f"weights/{folder.name}"))
+    return folder / "README.md"
