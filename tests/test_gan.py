@@ -3,6 +3,7 @@ losses and image pool, the callback that alternates the two networks on the one 
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,6 +123,10 @@ def test_the_gan_callback_alternates_optimizer_steps_and_clips_after_every_criti
     assert len(modes) == 16  # 64 images / 8 per batch, 2 epochs
     assert modes[:8] == [CRITIC] * 3 + [GENERATOR] + [CRITIC] * 3 + [GENERATOR]
     assert trainer.steps == {CRITIC: 12, GENERATOR: 4}
+    # one optimizer, two param groups: each parameter was updated exactly as often as its own network's steps
+    state = learn.opt.state
+    assert {int(state[p]["step"]) for p in pair.generator.parameters()} == {4}
+    assert {int(state[p]["step"]) for p in pair.critic.parameters()} == {12}
     assert all(largest <= 0.01 + 1e-7 for mode, largest in seen if mode == CRITIC)
     assert any(not torch.equal(a, b) for a, b in zip(generator_before, pair.generator.parameters()))
     logs = learn.epoch_logs  # what the Recorder puts in the history, for the card and the tab
@@ -373,3 +378,34 @@ def test_cyclegan_train_evaluate_and_card_from_the_command_line(tmp_path, capsys
     assert "A translated to B" in (tmp_path / "cg" / "README.md").read_text()
     with pytest.raises(SystemExit, match="trainA"):
         cyclegan.main(["train", "--data", str(tmp_path), "--out", ""])
+
+
+def test_the_download_paths_fetch_and_read_the_lessons_layouts(tmp_path, monkeypatch):
+    """horse2zebra (a zip of trainA/ trainB/ testA/ testB/, unpacked) and the LSUN sample (nested folders of JPEGs,
+    read from the zip) through the real download code, with the network replaced by local files of the same layout."""
+    from dl_core.gan import data as gan_data
+
+    h2z, lsun = tmp_path / "h2z.zip", tmp_path / "lsun.zip"
+    with zipfile.ZipFile(h2z, "w") as z:
+        for side in ("trainA", "trainB", "testA", "testB"):
+            image = tmp_path / f"{side}.jpg"
+            Image.new("RGB", (32, 32), (10, 200, 30)).save(image)
+            z.write(image, f"horse2zebra/{side}/n0001.jpg")
+    with zipfile.ZipFile(lsun, "w") as z:
+        for i in range(3):
+            image = tmp_path / f"bed{i}.jpg"
+            Image.new("RGB", (80, 60), (120, 90, 10 * i)).save(image)
+            z.write(image, f"sample/data0/lsun/bedroom/0/0/{i}/{i:040x}.jpg")
+    sources = {gan_data.HORSE2ZEBRA_URL: h2z, gan_data.LSUN_SAMPLE_URL: lsun}
+
+    def fake_download(url, target, timeout=60):
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(sources[url].read_bytes())
+        return target
+
+    monkeypatch.setattr(gan_data, "download_file", fake_download)
+    folder = gan_data.download_horse2zebra(tmp_path / "data")
+    assert set(gan_data.folder_domains(folder)) == {"train_a", "train_b", "test_a", "test_b"}
+    assert not (tmp_path / "data" / "horse2zebra.zip").exists()  # unpacked, then removed
+    assert read_images(gan_data.download_lsun_sample(tmp_path / "data"), size=16).shape == (3, 3, 16, 16)

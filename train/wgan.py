@@ -27,7 +27,7 @@ import torch
 
 from dl_core import cli
 from dl_core.gan import card
-from dl_core.gan.data import flowers_zip, heldout_split, read_images, real_loader
+from dl_core.gan.data import download_lsun_sample, flowers_zip, heldout_split, read_images, real_loader
 from dl_core.gan.evaluate import wgan_scores
 from dl_core.gan.model import DCGANConfig, DCGANCritic, DCGANGenerator
 from dl_core.gan.training import (
@@ -43,12 +43,14 @@ from dl_core.hub import load_model
 from dl_core.learner import Learner
 from dl_core.schedules import constant, phases
 
+LSUN = "lsun"
 SPLIT_SEED = 0  # the held-out 10% is the same whatever --seed a run uses
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
-    data.add_argument("--data", default=None, help="zip or folder of images (default: the data root's gan/flowers64.zip)")
+    data.add_argument("--data", default=None, help="zip or folder of images, or 'lsun' for the lesson's LSUN bedroom "
+                                                   "sample (downloaded to data/) (default: the data root's gan/flowers64.zip)")
     data.add_argument("--heldout", type=float, default=0.1, help="fraction held out for evaluation (default: %(default)s)")
     model = parser.add_argument_group("model and recipe")
     model.add_argument("--size", type=int, default=64, help="image side, a power of 2 (default: %(default)s)")
@@ -76,7 +78,7 @@ def critic_schedule(args: argparse.Namespace):
 
 
 def load_split(data: str | None, size: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor, str]:
-    source = Path(data) if data else flowers_zip()
+    source = download_lsun_sample("data") if data == LSUN else Path(data) if data else flowers_zip()
     images = read_images(source, size)
     train_idx, heldout_idx = heldout_split(len(images), fraction, SPLIT_SEED)
     return images[torch.from_numpy(train_idx)], images[torch.from_numpy(heldout_idx)], str(source)

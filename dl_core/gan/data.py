@@ -25,11 +25,22 @@ from dl_core.photos import EpochSampler, list_images
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 HORSE2ZEBRA_URL = "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/horse2zebra.zip"
+# The lesson's "20% sample" of LSUN bedrooms (Jeremy Howard's Kaggle data set; public, Kaggle's download API)
+LSUN_SAMPLE_URL = "https://www.kaggle.com/api/v1/datasets/download/jhoward/lsun_bedroom"
 DUSK_DRIVE = "0001TP"  # CamVid's dusk sequence; the other drives were filmed by day
 
 
 def flowers_zip() -> Path:
     return data_path("gan", "flowers64.zip")
+
+
+def download_lsun_sample(dest: str | Path = "data", timeout: float = 60) -> Path:
+    """The lesson's LSUN bedroom sample as one zip of JPEGs in nested folders (several GB; needs network). `read_images`
+    reads the zip as it is, so nothing is unpacked."""
+    target = Path(dest) / "lsun_bedroom.zip"
+    if target.is_file():
+        return target
+    return download_file(LSUN_SAMPLE_URL, target, timeout)
 
 
 def square(image: Image.Image, size: int) -> Image.Image:
