@@ -36,7 +36,9 @@ ZOOM_FACTOR = 4  # shown enlarged this many times (nearest neighbour: every pixe
 TRAIN = {  # the commands that made the bundled folders (their model cards have them too)
     "superres-x2": "python train/superres.py train --scale 2 --epochs 12 --lr 6e-4 --out weights/superres-x2 --mixed-precision bf16",
     "superres-x4": ("python train/superres.py train --scale 4 --epochs 12 --lr 6e-4 --init weights/superres-x2 "
-                    "--out weights/superres-x4 --mixed-precision bf16"),
+                    "--out weights/superres-x4 --mixed-precision bf16, then python train/superres.py train --scale 4 "
+                    "--epochs 12 --lr 3e-4 --sample-by area --init weights/superres-x4 --out weights/superres-x4 "
+                    "--mixed-precision bf16"),
     "superres-x4-perceptual": ("python train/superres.py train --scale 4 --loss perceptual --epochs 3 --lr 2e-4 "
                                "--init weights/superres-x4 --out weights/superres-x4-perceptual --mixed-precision bf16"),
 }

@@ -32,14 +32,36 @@ def test_bundled_networks_reproduce_their_recorded_set5_scores(name):
     assert score["psnr_bicubic"] == pytest.approx({2: 33.66, 4: 28.42}[model.config.scale], abs=0.05)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20's bar is not reached yet: the bundled ×4 network scores 30.32 dB on "
-                                       "Set5 after 64 minutes of ×4 training on 2 CPU cores; more training is planned")
-def test_the_x4_network_reaches_the_bar_on_set5():
-    assert _recorded("superres-x4")["CSet5"]["psnr"] >= 30.5  # issue 20's bar (SRCNN: 30.48); reproduced above
+def test_the_x4_self_ensemble_reproduces_its_recorded_set5_score_and_reaches_the_bar():
+    """Issue 20's bar, 30.5 dB on Set5 at x4 (SRCNN: 30.48), met by the bundled pixel-loss network with the x8
+    geometric self-ensemble (EDSR+): `evaluate --self-ensemble` gives metrics.json's CSet5+ again."""
+    from dl_core.hub import load_model
+    from dl_core.photos import list_images
+    from dl_core.superres.evaluate import evaluate_images
+    from dl_core.superres.model import SrResnet
+
+    folder = needs_shared("superres", "CSet5")
+    model = load_model(SrResnet, FOLDERS["superres-x4"])
+    score = evaluate_images(model, list_images([folder]), 4, ensemble=True)
+    recorded = _recorded("superres-x4")["CSet5+"]
+    assert recorded["self_ensemble"] and score["n"] == recorded["n"] == 5
+    assert score["psnr"] == pytest.approx(recorded["psnr"], abs=0.02)
+    assert recorded["psnr"] >= 30.5
+    assert score["psnr"] > _recorded("superres-x4")["CSet5"]["psnr"]  # averaging 8 views beats one
+
+
+def test_the_x4_network_alone_beats_srcnn_on_set5():
+    assert _recorded("superres-x4")["CSet5"]["psnr"] >= 30.48  # SRCNN's published Set5 x4
+
+
+@pytest.mark.xfail(strict=True, reason="a single pass scores 30.496 dB on Set5 after 130 minutes of x4 training on 2 "
+                                       "CPU cores (two 1cycle runs): 0.004 dB short; the self-ensemble passes")
+def test_the_x4_network_reaches_the_bar_on_set5_in_one_pass():
+    assert _recorded("superres-x4")["CSet5"]["psnr"] >= 30.5
 
 
 @pytest.mark.xfail(strict=True, reason="not reached on the stand-in set: CamVid's soft 480×360 video frames give "
-                                       "+0.63 dB at ×4; the bar was set for sharp city photos outside ../shared")
+                                       "+0.69 dB at ×4; the bar was set for sharp city photos outside ../shared")
 def test_the_x4_network_gains_the_bar_over_bicubic_on_urban_photos():
     urban = _recorded("superres-x4")["urban"]
     assert urban["psnr"] - urban["psnr_bicubic"] >= 1.2

@@ -18,7 +18,7 @@ from dl_core.superres.data import (
     mod_crop,
     raccoon_train,
 )
-from dl_core.superres.evaluate import psnr, rgb_to_y, score_image, shave, ssim, y_scores
+from dl_core.superres.evaluate import psnr, rgb_to_y, score_image, self_ensemble, shave, ssim, y_scores
 from dl_core.superres.infer import checkerboard, checkerboard_strength, run_tiled
 from dl_core.superres.model import (
     SrResnet,
@@ -281,8 +281,30 @@ def test_train_grow_evaluate_and_card_from_the_command_line(tmp_path, capsys):
     assert set(result) == {"psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "n"} and result["n"] == 4
     card = (tmp_path / "x4" / "README.md").read_text()
     assert f"{result['psnr']:.2f}" in card and "python train/superres.py train --scale 4 --init" in card
+    superres.main(["evaluate", "--weights", str(tmp_path / "x4"), "--data", str(photos), "--self-ensemble",
+                   "--write", "generated+"])
+    ensembled = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ensembled["self_ensemble"] and ensembled["n"] == 4
+    card = (tmp_path / "x4" / "README.md").read_text()
+    assert f"generated, ×8 self-ensemble | {ensembled['psnr']:.2f}" in card
     superres.main(["card", "--weights", str(tmp_path / "x4")])
     assert (tmp_path / "x4" / "README.md").read_text() == card
+
+
+def test_the_self_ensemble_is_equivariant_and_averages_the_eight_views():
+    """A network that ignores orientation (a 1x1 conv) comes back unchanged; a lopsided one does not, and its
+    ensemble answers a flipped or rotated input with the flipped or rotated output."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 10, 14)
+    pointwise = torch.nn.Conv2d(3, 3, 1)
+    assert torch.allclose(self_ensemble(pointwise, x), pointwise(x), atol=1e-6)
+    lopsided = torch.nn.Conv2d(3, 3, 3, padding=1)
+    with torch.no_grad():
+        ensembled = self_ensemble(lopsided, x)
+        assert not torch.allclose(ensembled, lopsided(x), atol=1e-3)
+        assert torch.allclose(self_ensemble(lopsided, x.flip(3)), ensembled.flip(3), atol=1e-6)
+        assert torch.allclose(self_ensemble(lopsided, torch.rot90(x, 1, (2, 3))), torch.rot90(ensembled, 1, (2, 3)),
+                              atol=1e-6)
 
 
 def test_the_command_line_explains_missing_data_and_mismatched_scales(tmp_path):

@@ -60,8 +60,14 @@ BENCHMARK_TEXT = {
 }
 
 
+def _benchmark_text(name: str, scores: dict) -> str:
+    """`--write CSet5+` with `--self-ensemble` records Set5 scored with the x8 self-ensemble (EDSR+'s naming)."""
+    text = BENCHMARK_TEXT.get(name.removesuffix("+"), name.removesuffix("+"))
+    return f"{text}, ×8 self-ensemble" if scores.get("self_ensemble") else text
+
+
 def _scores_table(metrics: dict) -> str:
-    rows = [f"| {BENCHMARK_TEXT.get(name, name)} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['psnr_bicubic']:.2f} | "
+    rows = [f"| {_benchmark_text(name, s)} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['psnr_bicubic']:.2f} | "
             f"{s['ssim_bicubic']:.4f} | {s['psnr'] - s['psnr_bicubic']:+.2f} |"
             for name, s in metrics.get("scores", {}).items()]
     if not rows:
@@ -84,12 +90,12 @@ def model_card(config: SuperResConfig, metrics: dict, folder: str) -> str:
                  "mean feature magnitude")
     history_rows = "\n".join(f"| {h['epoch'] + 1} | {h['train_loss']:.4f} | {h.get('psnr', float('nan')):.2f} | "
                              f"{h.get('psnr_bicubic', float('nan')):.2f} | {h['seconds']:.0f} |" for h in history)
-    data_flag = {"CSet5": "superres/CSet5", "CSet14": "superres/CSet14", "CBSD68": "superres/CBSD68"}
+    data_flag = {"CSet5": "../shared/data/superres/CSet5", "CSet14": "../shared/data/superres/CSet14",
+                 "CBSD68": "../shared/data/superres/CBSD68", "urban": "urban"}
     reproduce = "\n".join(
-        f"python train/superres.py evaluate --weights {folder} --scale {config.scale} --data ../shared/data/{data_flag[name]}"
-        for name in metrics.get("scores", {}) if name in data_flag)
-    if "urban" in metrics.get("scores", {}):
-        reproduce += f"\npython train/superres.py evaluate --weights {folder} --scale {config.scale} --data urban"
+        f"python train/superres.py evaluate --weights {folder} --scale {config.scale} "
+        f"--data {data_flag[name.removesuffix('+')]}" + (" --self-ensemble" if scores.get("self_ensemble") else "")
+        for name, scores in metrics.get("scores", {}).items() if name.removesuffix("+") in data_flag)
     why_lower = ("" if loss == "pixel" else
                  "\n\nIts PSNR is lower than the pixel-loss network's, by design: PSNR is a pixel MSE, and this network was "
                  "asked for plausible texture instead of the per-pixel average, so where the low-res input leaves the "

@@ -82,28 +82,44 @@ def to_uint8_image(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(np.round(array * 255).astype(np.uint8))
 
 
+def self_ensemble(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Geometric self-ensemble (Lim et al. 2017, "EDSR+"): run the 8 flips and rotations of the input (the lesson's
+    dihedral augmentation, now at test time), undo each on its output, and average. Same network, 8x the work."""
+    outputs = []
+    for quarter_turns in range(4):
+        for mirrored in (False, True):
+            view = torch.rot90(x, quarter_turns, (2, 3))
+            view = view.flip(3) if mirrored else view
+            out = model(view)
+            out = out.flip(3) if mirrored else out
+            outputs.append(torch.rot90(out, -quarter_turns, (2, 3)))
+    return torch.stack(outputs).mean(0)
+
+
 @torch.inference_mode()
-def super_resolve(model: torch.nn.Module, low_res: Image.Image) -> Image.Image:
-    """One 8-bit image through the network in fp32: the evaluation's path (the app's fast path is infer.py's)."""
-    return to_uint8_image(model(to_tensor(low_res)[None]))
+def super_resolve(model: torch.nn.Module, low_res: Image.Image, ensemble: bool = False) -> Image.Image:
+    """One 8-bit image through the network in fp32: the evaluation's path (the app's fast path is infer.py's).
+    `ensemble`: average the 8 dihedral views (self_ensemble)."""
+    x = to_tensor(low_res)[None]
+    return to_uint8_image(self_ensemble(model, x) if ensemble else model(x))
 
 
-def score_image(model: torch.nn.Module, original: Image.Image, scale: int) -> dict[str, float]:
+def score_image(model: torch.nn.Module, original: Image.Image, scale: int, ensemble: bool = False) -> dict[str, float]:
     """Down-sample one image, restore it with the network and with bicubic, score both against the original."""
     original = mod_crop(original.convert("RGB"), scale)
     low = downscale(original, scale)
-    net_psnr, net_ssim = y_scores(super_resolve(model, low), original, scale)
+    net_psnr, net_ssim = y_scores(super_resolve(model, low, ensemble), original, scale)
     bic_psnr, bic_ssim = y_scores(bicubic_upscale(low, scale), original, scale)
     return {"psnr": net_psnr, "ssim": net_ssim, "psnr_bicubic": bic_psnr, "ssim_bicubic": bic_ssim}
 
 
-def evaluate_images(model: torch.nn.Module, paths: Sequence[Path], scale: int) -> dict:
+def evaluate_images(model: torch.nn.Module, paths: Sequence[Path], scale: int, ensemble: bool = False) -> dict:
     """Mean scores over images (each image weighs the same, as in the literature), rounded for JSON."""
     if not paths:
         raise ValueError("no images to score")
     model = model.eval()
     started = time.perf_counter()
-    per_image = [score_image(model, Image.open(p), scale) for p in paths]
+    per_image = [score_image(model, Image.open(p), scale, ensemble) for p in paths]
     means = {key: statistics.fmean(s[key] for s in per_image) for key in per_image[0]}
     return {"psnr": round(means["psnr"], 3), "ssim": round(means["ssim"], 4),
             "psnr_bicubic": round(means["psnr_bicubic"], 3), "ssim_bicubic": round(means["ssim_bicubic"], 4),
