@@ -44,7 +44,7 @@ def main() -> None:
     from demos import gan as tab
 
     torch.set_num_threads(2)
-    network = next(iter(tab.WGAN_LABELS))
+    network = tab.DEFAULT_WGAN
     generator = tab.GENERATORS[tab.WGAN_LABELS[network]].get()
     noise = torch.randn(16, generator.config.nz)
 

@@ -33,10 +33,13 @@ GRID = 4  # flowers per side of the grid
 MAX_WALK_FRAMES = 24
 MAX_PHOTO_SIDE = 480  # CamVid's frame size: the CycleGAN was trained on crops of 480x360 frames
 WGAN_TRAIN = {
-    "wgan-flowers": "python train/wgan.py train --out weights/wgan-flowers",
-    "wgan-gp-flowers": "python train/wgan.py train --gp 10 --out weights/wgan-gp-flowers",
+    "wgan-flowers": "python train/wgan.py train --ngf 32 --ndf 32 --bs 32 --epochs 40 --time-budget 2700 "
+                    "--out weights/wgan-flowers",
+    "wgan-gp-flowers": "python train/wgan.py train --gp 10 --ngf 32 --ndf 32 --bs 32 --epochs 40 --time-budget 2700 "
+                       "--out weights/wgan-gp-flowers, then the same with --resume --time-budget 1200",
 }
 WGAN_LABELS = {"weight clipping (the lesson's)": "wgan-flowers", "gradient penalty (WGAN-GP)": "wgan-gp-flowers"}
+DEFAULT_WGAN = "gradient penalty (WGAN-GP)"  # the better flowers (lower FD-Lite0); the lesson's is one click away
 CYCLE_NAME = "cyclegan-dusk"
 CYCLE_TRAIN = "python train/cyclegan.py train --out weights/cyclegan-dusk"
 DAY_TO_DUSK, DUSK_TO_DAY = "day → dusk", "dusk → day"
@@ -129,7 +132,7 @@ def _noise(generator, seed: int, n: int):
     return torch.randn(n, generator.config.nz, generator=torch.Generator().manual_seed(seed))
 
 
-def flowers(seed=0, network="weight clipping (the lesson's)"):
+def flowers(seed=0, network=DEFAULT_WGAN):
     """The /flowers endpoint: a 4x4 grid of generated flowers from a seed, and notes."""
     import torch
 
@@ -169,7 +172,7 @@ def slerp(a, b, t: float):
     return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
-def latent_walk(seed_a=0, seed_b=1, frames=10, network="weight clipping (the lesson's)"):
+def latent_walk(seed_a=0, seed_b=1, frames=10, network=DEFAULT_WGAN):
     """The /latent_walk endpoint: a strip of frames from seed A's first flower to seed B's, and notes."""
     import torch
 
@@ -192,7 +195,7 @@ def latent_walk(seed_a=0, seed_b=1, frames=10, network="weight clipping (the les
     return strip, "\n\n".join([*(f"ℹ️ {note}" for note in notes), text])
 
 
-def training_story(network="weight clipping (the lesson's)"):
+def training_story(network=DEFAULT_WGAN):
     """The gallery of the fixed noise across training, the Wasserstein-estimate plot and a summary."""
     notes: list[str] = []
     try:
@@ -203,14 +206,9 @@ def training_story(network="weight clipping (the lesson's)"):
 
     folder = Path(model.source.location)
     metrics = folder_metrics(str(folder))
-    gallery = []
+    story = None
     if (folder / GALLERY_FILE).is_file() and metrics.get("gallery_epochs"):
-        for epoch, images in load_gallery(folder, metrics["gallery_epochs"]):
-            import numpy as np
-            from PIL import Image
-
-            row = Image.fromarray(np.concatenate(images[:8], axis=1))
-            gallery.append((row.resize((row.width * 2, row.height * 2)), f"after {epoch} epochs"))
+        story = story_image(load_gallery(folder, metrics["gallery_epochs"]))
     history = metrics.get("history", [])
     figure = wasserstein_figure(history) if history else None
     scores = metrics.get("scores", {})
@@ -219,7 +217,26 @@ def training_story(network="weight clipping (the lesson's)"):
         summary = (f"**These weights** (`{name}`): FD-Lite0 **{scores['fd']:.1f}** for {scores['n']} generated flowers vs "
                    f"the held-out real ones; real training flowers score {scores['fd_real']:.1f} (the floor), "
                    f"{scores['fd'] / scores['fd_real']:.1f}× it.")
-    return gallery, figure, "\n\n".join([*(f"ℹ️ {note}" for note in notes), summary])
+    return story, figure, "\n\n".join([*(f"ℹ️ {note}" for note in notes), summary])
+
+
+STORY_LABEL_WIDTH = 120  # px of the strip that names each row's epoch
+
+
+def story_image(frames):
+    """One picture of the fixed noise across training: a row per frame (8 flowers, shown x2), oldest on top, each
+    named by its epoch on the left, so the eye reads the generator learning downwards."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rows = [np.concatenate(images[:8], axis=1) for _, images in frames]
+    side = rows[0].shape[0]
+    canvas = Image.new("RGB", (STORY_LABEL_WIDTH + rows[0].shape[1] * 2, side * 2 * len(rows)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, ((epoch, _), row) in enumerate(zip(frames, rows)):
+        canvas.paste(Image.fromarray(row).resize((row.shape[1] * 2, side * 2)), (STORY_LABEL_WIDTH, i * side * 2))
+        draw.text((8, i * side * 2 + side - 8), f"after {epoch} epochs", fill="black")
+    return canvas
 
 
 def wasserstein_figure(history: list[dict]):
@@ -290,7 +307,7 @@ def camvid_samples() -> list[str]:
 
 
 def translate(photo, direction=DAY_TO_DUSK):
-    """The /translate endpoint: the photo translated, translated back (the cycle), the cycle error as a heat map,
+    """The /day_dusk endpoint: the photo translated, translated back (the cycle), the cycle error as a heat map,
     and notes."""
     import numpy as np
     import torch
@@ -359,7 +376,7 @@ def build() -> None:
             gr.Markdown("### WGAN: flowers from noise")
             with gr.Row():
                 seed = gr.Textbox(value="0", label="seed (any number or text)", elem_id="gan-seed", max_lines=1)
-                network = RawRadio(networks, value=networks[0], label="critic kept Lipschitz by", elem_id="gan-network")
+                network = RawRadio(networks, value=DEFAULT_WGAN, label="critic kept Lipschitz by", elem_id="gan-network")
                 with gr.Column(min_width=160):
                     generate = gr.Button("Generate", variant="primary", elem_id="gan-generate")
                     another = gr.Button("New seed", elem_id="gan-new-seed")
@@ -367,8 +384,8 @@ def build() -> None:
                             elem_id="gan-grid", height=520)
             grid_notes = gr.Markdown(elem_id="gan-grid-notes")
             with gr.Accordion("The same noise as the generator learnt, and the critic's estimate", open=True):
-                story_gallery = gr.Gallery(label="fixed noise after each stretch of training", columns=1, height=420,
-                                           object_fit="contain", elem_id="gan-story")
+                story_gallery = gr.Image(label="the same 8 noise vectors after each stretch of training", type="pil",
+                                         interactive=False, elem_id="gan-story")
                 story_plot = gr.Plot(show_label=False)
                 story_notes = gr.Markdown(elem_id="gan-story-notes")
             with gr.Accordion("A walk through noise space", open=False):
@@ -387,7 +404,7 @@ def build() -> None:
                     padding = RawSlider(0, 2, value=1, step=1, label="padding")
                     deconv_button = gr.Button("Draw", elem_id="gan-deconv-button")
                 deconv_plot = gr.Plot(show_label=False)
-                deconv_notes = gr.Markdown()
+                deconv_notes = gr.Markdown(elem_id="gan-deconv-notes")
             gr.Markdown("### CycleGAN: day ⟷ dusk")
             with gr.Row():
                 photo = ImageFile(type="filepath", label="Street photo", sources=["upload", "clipboard"],
@@ -424,7 +441,7 @@ def build() -> None:
     deconv_button.click(transposed_conv, [size, kernel, stride, padding], [deconv_plot, deconv_notes],
                         api_name="transposed_conv")
     translate_button.click(translate_endpoint, [photo, direction], [fake, back, heat, cycle_notes, cycle_about],
-                           api_name="translate", concurrency_id="cpu")
+                           api_name="day_dusk", concurrency_id="cpu")
     photo.change(translate_endpoint, [photo, direction], [fake, back, heat, cycle_notes, cycle_about],
                  api_visibility="private", concurrency_id="cpu", trigger_mode="always_last")
 

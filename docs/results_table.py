@@ -29,6 +29,9 @@ def _model_class(name: str):
     if name == "darknet-cifar10":
         from dl_core.cifar.model import Darknet
         return Darknet
+    if name.startswith("wgan"):
+        from dl_core.gan.model import DCGANGenerator
+        return DCGANGenerator
     if name.startswith("superres"):
         from dl_core.superres.model import SrResnet
         return SrResnet
@@ -81,6 +84,10 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     m = _metrics("darknet-cifar10")["test"]
     out.append(("darknet-cifar10", "DarkNet, from scratch", f"CIFAR-10 test ({m['n']:,} images)", "accuracy (flip TTA)",
                 f"**{100 * m['accuracy']:.2f}%**"))
+    clip, gp = _metrics("wgan-flowers")["scores"], _metrics("wgan-gp-flowers")["scores"]
+    n_heldout = _metrics("wgan-gp-flowers")["facts"]["n_heldout"]
+    out.append(("wgan-gp-flowers", "WGAN-GP generator", f"Oxford flowers ({n_heldout} held out)",
+                "FD-Lite0 (÷ real's; clipping)", f"**{gp['fd']:.1f}** ({gp['fd'] / gp['fd_real']:.1f}×; {clip['fd']:.1f})"))
     unet, plain = _metrics("segmentation")["valid"], _metrics("segmentation-noskip")["valid"]
     out.append(("segmentation", "U-Net over EfficientNet-Lite0", f"CamVid val ({unet['n']} photos)",
                 "mIoU (same encoder, no skips)", f"**{unet['miou']:.3f}** ({plain['miou']:.3f})"))

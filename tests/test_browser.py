@@ -254,6 +254,24 @@ def test_superres_compares_bicubic_and_both_networks_scores_them_and_zooms(app_u
     assert page.locator(".toast-body.error").count() == 0
 
 
+def test_gan_paints_flowers_from_a_seed_shows_the_training_story_and_draws_a_transposed_conv(app_url, page):
+    from playwright.sync_api import expect
+
+    _open_tab(page, app_url, "gan")
+    page.locator("#gan-seed input").fill("tulips")
+    page.locator("#gan-generate").click()
+    expect(page.locator("#gan-grid-notes")).to_contain_text("Seed", timeout=60_000)
+    expect(page.locator("#gan-grid img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#gan-story-notes")).to_contain_text("FD-Lite0", timeout=60_000)
+    expect(page.locator("#gan-story img").first).to_be_visible(timeout=30_000)
+    page.get_by_text("Transposed convolution, drawn").click()
+    page.locator("#gan-deconv-button").click()
+    expect(page.locator("#gan-deconv-notes")).to_contain_text("Output side", timeout=30_000)
+    assert page.locator(".toast-body.error").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "gan-tab.png"), full_page=True)
+
+
 @pytest.fixture(scope="module")
 def phone(page):
     """A second page in the same browser, 420 px wide as a phone held upright."""

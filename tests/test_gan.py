@@ -354,6 +354,24 @@ def test_wgan_train_evaluate_and_card_from_the_command_line(tmp_path, capsys):
         wgan.main(["evaluate", "--weights", str(tmp_path / "nowhere"), "--data", str(tmp_path / "imgs")])
 
 
+def test_a_resumed_wgan_run_keeps_the_gallery_the_step_counts_and_the_earlier_run_in_its_card(tmp_path):
+    import json
+
+    from train import wgan
+
+    _coloured_photos(tmp_path / "imgs", 40, (200, 60, 90))
+    common = ["--data", str(tmp_path / "imgs"), "--size", "16", "--ngf", "8", "--ndf", "8", "--bs", "8", "--gp", "10",
+              "--n-eval", "20", "--checkpoint", str(tmp_path / "run.safetensors"), "--out", str(tmp_path / "gp")]
+    wgan.main(["train", "--epochs", "1", *common])
+    first = json.loads((tmp_path / "gp" / "metrics.json").read_text())
+    wgan.main(["train", "--epochs", "2", "--resume", *common])
+    second = json.loads((tmp_path / "gp" / "metrics.json").read_text())
+    assert second["gallery_epochs"] == [0, 1, 2] and len(second["history"]) == 2
+    assert second["steps"]["critic"] == 2 * first["steps"]["critic"] > 0  # 5 critic steps per generator step
+    assert [run["command"] for run in second["lineage"]] == [first["facts"]["command"]]
+    assert "Trained in 2 runs" in (tmp_path / "gp" / "README.md").read_text()
+
+
 def test_cyclegan_train_evaluate_and_card_from_the_command_line(tmp_path, capsys):
     import json
 

@@ -61,6 +61,28 @@ def load_gallery(folder: Path, epochs: list[int], per_row: int = 8) -> list[tupl
             for i, epoch in enumerate(epochs)]
 
 
+def resumed_runs(folder: str | Path | None) -> dict:
+    """What a `--resume` run carries over from the folder the interrupted run saved: its lineage (the runs so far, for
+    the card), its step counts and its fixed-noise frames. Empty where the folder has no finished run."""
+    metrics_file = Path(folder) / "metrics.json" if folder else None
+    if metrics_file is None or not metrics_file.is_file():
+        return {}
+    metrics = json.loads(metrics_file.read_text())
+    facts = metrics.get("facts", {})
+    run = {"command": facts.get("command", "?"), "epochs": len(metrics.get("history", [])),
+           "seconds": facts.get("seconds", 0), "hardware": facts.get("hardware", "?"), "scores": metrics.get("scores", {})}
+    epochs = metrics.get("gallery_epochs", [])
+    gallery = [(epoch, torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2))
+               for epoch, images in load_gallery(Path(folder), epochs)] if epochs else []
+    return {"lineage": [*metrics.get("lineage", []), run], "steps": metrics.get("steps", {}), "gallery": gallery}
+
+
+def _describe_run(run: dict) -> str:
+    fd = run.get("scores", {}).get("fd")
+    return (f"{run['epochs']} epochs in all, {run['seconds'] / 60:.0f} minutes on {run['hardware']}"
+            + (f"; FD-Lite0 {fd:.1f}" if fd else ""))
+
+
 def _history_table(history: list[dict]) -> str:
     step = max(1, len(history) // 10)  # about ten rows, and always the last
     shown = [h for i, h in enumerate(history) if i % step == 0 or i == len(history) - 1]
@@ -114,7 +136,7 @@ the FID formula with another network, so its numbers are not FIDs. Both sides us
 Reproduce: `python train/wgan.py evaluate --weights {folder} --data {data} --n {scores.get("n", 2000)}`
 
 ## Training
-```
+{hub.lineage_section(metrics.get("lineage", []), facts.get("seconds", 0), "checkpoint", "--resume", _describe_run)}```
 {facts.get("command", "?")}
 ```
 {len(history)} epochs of {args.get("bs", "?")} images ({steps.get("critic", "?")} critic and {steps.get("generator", "?")}
@@ -210,7 +232,7 @@ Cycle error (A → B → A, mean absolute, 0–1 scale): {scores.get("cycle_l1",
 Reproduce: `{reproduce}`
 
 ## Training
-```
+{hub.lineage_section(metrics.get("lineage", []), facts.get("seconds", 0), "checkpoint", "--resume", _describe_run)}```
 {facts.get("command", "?")}
 ```
 {len(history)} epochs of {args.get("batches_per_epoch", "?")} batches (half generator steps, half critic steps; {metrics.get("steps", {}).get("generator", "?")}

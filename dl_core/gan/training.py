@@ -253,6 +253,7 @@ class FixedNoiseGallery(Callback):
         self.generator, self.every = generator, every
         self.noise = torch.randn(n, generator.config.nz, generator=torch.Generator().manual_seed(seed))
         self.frames: list[tuple[int, torch.Tensor]] = []
+        self.epochs_done = 0
 
     @torch.no_grad()
     def _draw(self, epoch: int) -> None:
@@ -269,6 +270,10 @@ class FixedNoiseGallery(Callback):
             self._draw(learn.start_epoch)
 
     def after_epoch(self, learn: Learner) -> None:
-        done = learn.epoch + 1
-        if done % self.every == 0 or done == learn.n_epochs:
-            self._draw(done)
+        self.epochs_done = learn.epoch + 1
+        if self.epochs_done % self.every == 0 or self.epochs_done == learn.n_epochs:
+            self._draw(self.epochs_done)
+
+    def after_fit(self, learn: Learner) -> None:
+        if self.frames and self.frames[-1][0] != self.epochs_done:  # a time budget ended the fit between frames
+            self._draw(self.epochs_done)
