@@ -36,7 +36,8 @@ WGAN_TRAIN = {
     "wgan-flowers": "python train/wgan.py train --ngf 32 --ndf 32 --bs 32 --epochs 40 --time-budget 2700 "
                     "--out weights/wgan-flowers",
     "wgan-gp-flowers": "python train/wgan.py train --gp 10 --ngf 32 --ndf 32 --bs 32 --epochs 40 --time-budget 2700 "
-                       "--out weights/wgan-gp-flowers, then the same with --resume --time-budget 1200",
+                       "--out weights/wgan-gp-flowers, then on from its checkpoint with --resume --time-budget 1200, "
+                       "then --resume --epochs 60 --time-budget 1080",
 }
 WGAN_LABELS = {"weight clipping (the lesson's)": "wgan-flowers", "gradient penalty (WGAN-GP)": "wgan-gp-flowers"}
 DEFAULT_WGAN = "gradient penalty (WGAN-GP)"  # the better flowers (lower FD-Lite0); the lesson's is one click away
@@ -196,12 +197,12 @@ def latent_walk(seed_a=0, seed_b=1, frames=10, network=DEFAULT_WGAN):
 
 
 def training_story(network=DEFAULT_WGAN):
-    """The gallery of the fixed noise across training, the Wasserstein-estimate plot and a summary."""
+    """The fixed noise across training (story_image), the Wasserstein-estimate plot and a summary."""
     notes: list[str] = []
     try:
         name, model, generator = _generator(network, notes)
     except (InvalidSetting, ModelUnavailable) as err:
-        return [], None, f"⚠️ {err}"
+        return None, None, f"⚠️ {err}"
     from dl_core.gan.card import GALLERY_FILE, load_gallery
 
     folder = Path(model.source.location)

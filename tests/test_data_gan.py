@@ -41,8 +41,6 @@ def test_bundled_generators_reproduce_their_recorded_fd(name, flowers_split):
     assert scores["fd_real"] == pytest.approx(recorded["fd_real"], rel=0.01)
 
 
-@pytest.mark.xfail(strict=True, reason="not reached yet: WGAN-GP is at 8.21× the floor (FD-Lite0 463.1 vs 56.4) after 65 "
-                                       "minutes on 2 CPU cores, clipping at 11.20×; more training is planned")
 def test_the_better_wgan_is_within_eight_times_the_real_floor():
     ratios = {name: _recorded(name)["fd"] / _recorded(name)["fd_real"] for name in WGANS}
     assert min(ratios.values()) <= 8, ratios  # issue 21's bar

@@ -111,6 +111,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     earlier = card.resumed_runs(args.out) if args.resume else {}
     if earlier:
         gallery.frames = earlier["gallery"]  # the fixed noise's frames from before, so the story stays whole
+        trainer.steps.update(earlier["steps"])  # the critic schedule goes on where it was (no second warm-up)
     started = time.perf_counter()
     history = cli.fit(learn, args)
     if history is None:
@@ -120,9 +121,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     scores = wgan_scores(generator, train_images, heldout_images, n=args.n_eval)
     print(f"FD-Lite0 of {scores['n']} generated images vs the held-out ones: {scores['fd']:.2f} (floor: training "
           f"images {scores['fd_real']:.2f}, ratio {scores['fd'] / scores['fd_real']:.2f})")
-    steps = {mode: n + earlier.get("steps", {}).get(mode, 0) for mode, n in trainer.steps.items()}
     metrics = {"history": history, "scores": scores, "gallery_epochs": [epoch for epoch, _ in gallery.frames],
-               "steps": steps, "lineage": earlier.get("lineage", []),
+               "steps": dict(trainer.steps), "lineage": earlier.get("lineage", []),
                "facts": card.train_facts(args, source, len(train_images), len(heldout_images), seconds)}
     if args.out:
         card.save_gallery(gallery.frames, Path(args.out))
