@@ -6,7 +6,7 @@ Rows, timed in the same interleaved rounds:
   generator   the bundled WGAN generator's bare forward pass on 16 noise vectors, plain fp32 eager (the baseline)
   grid tab    the tab's /flowers handler: seed, noise, generator, the grid image
   cycle       both CycleGAN generators on one 480×360 photo, bare fp32 eager (the baseline of the second table)
-  cycle tab   the tab's /translate handler: decode, day → dusk, back, the error heat map
+  cycle tab   the tab's /day_dusk handler: decode, day → dusk, back, the error heat map
 Targets (issue 21, 2 CPU cores): the grid ≤ 100 ms; CycleGAN both directions ≤ 600 ms. Needs the bundled weights.
 """
 from __future__ import annotations
@@ -76,7 +76,7 @@ def main() -> None:
                         times["generator"], "generator")
     if cycle is not None:
         rows_cycle = [("480×360 day → dusk → day: both generators, fp32 eager (baseline)", times["cycle"], None),
-                      ("the tab's /translate: decode, both generators, heat map", times["cycle tab"], 600)]
+                      ("the tab's /day_dusk: decode, both generators, heat map", times["cycle tab"], 600)]
         print()
         print_latency_table(rows_cycle, times["cycle"], "cycle")
 

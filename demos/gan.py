@@ -362,7 +362,9 @@ def cycle_summary() -> str:
         return ""
     return (f"**These weights** on held-out frames: FD-Lite0 to the dusk frames **{scores['fd_translated']:.1f}** after "
             f"translation vs {scores['fd_untranslated']:.1f} before ({scores['fd_translated'] / scores['fd_untranslated']:.2f}×); "
-            f"cycle error {scores['cycle_l1']:.3f}.")
+            f"cycle error {scores['cycle_l1']:.3f}."
+            + (f" Real dusk frames from the training stretch of the drive score {scores['fd_floor']:.1f}: the floor."
+               if "fd_floor" in scores else ""))
 
 
 def translate_endpoint(photo, direction=DAY_TO_DUSK):

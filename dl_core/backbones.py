@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # EfficientNet-Lite was trained on RGB scaled to [-1, 1]: (255 x - 127) / 128 for x in [0, 1]. (ImageNet's
@@ -110,6 +111,34 @@ def load_imagenet_weights(model: EfficientNetLite0) -> EfficientNetLite0:
     state = torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     return model
+
+
+class FrozenLite0(nn.Module):
+    """The ImageNet EfficientNet-Lite0, frozen, as a feature extractor: images in [0, 1] (B, 3, H, W), resized to
+    size x size -> (pooled features (B, 1280), ImageNet logits (B, 1000)). FD-Lite0 (lesson 12) reads the
+    features; DeViSE (lesson 11) regresses from them, and its ConSE baseline reads the logits."""
+
+    def __init__(self, size: int = 224, pretrained: bool = True):
+        super().__init__()
+        self.size = size
+        self.net = EfficientNetLite0()
+        if pretrained:
+            load_imagenet_weights(self.net)
+        self.eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(INPUT_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(INPUT_STD).view(1, 3, 1, 1))
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # frozen batch-norm statistics, always
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.float()
+        if x.shape[-2:] != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+        x = self.net.features((x - self.mean) / self.std)[-1]  # (B, 320, size/32, size/32)
+        pooled = self.net.act(self.net._bn1(self.net._conv_head(x))).mean((2, 3))  # (B, 1280)
+        return pooled, self.net._fc(pooled)  # (B, 1280), (B, 1000)
 
 
 # --- stride-32 feature extractors by name (the detector's backbone) ------------------------------------------

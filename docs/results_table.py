@@ -29,6 +29,9 @@ def _model_class(name: str):
     if name == "darknet-cifar10":
         from dl_core.cifar.model import Darknet
         return Darknet
+    if name.startswith("cyclegan"):
+        from dl_core.gan.model import CycleGenerators
+        return CycleGenerators
     if name.startswith("wgan"):
         from dl_core.gan.model import DCGANGenerator
         return DCGANGenerator
@@ -88,6 +91,10 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     n_heldout = _metrics("wgan-gp-flowers")["facts"]["n_heldout"]
     out.append(("wgan-gp-flowers", "WGAN-GP generator", f"Oxford flowers ({n_heldout} held out)",
                 "FD-Lite0 (÷ real's; clipping)", f"**{gp['fd']:.1f}** ({gp['fd'] / gp['fd_real']:.1f}×; {clip['fd']:.1f})"))
+    cycle = _metrics("cyclegan-dusk")["scores"]["a_to_b"]
+    out.append(("cyclegan-dusk", "CycleGAN generators", "CamVid 0006R0 → 16 dusk frames",
+                "FD-Lite0 (as is; real dusk)",
+                f"**{cycle['fd_translated']:.1f}** ({cycle['fd_untranslated']:.1f}; {cycle['fd_floor']:.1f})"))
     unet, plain = _metrics("segmentation")["valid"], _metrics("segmentation-noskip")["valid"]
     out.append(("segmentation", "U-Net over EfficientNet-Lite0", f"CamVid val ({unet['n']} photos)",
                 "mIoU (same encoder, no skips)", f"**{unet['miou']:.3f}** ({plain['miou']:.3f})"))
@@ -120,7 +127,7 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     out.append(("sentiment-lm", "AWD-LSTM language model", f"IMDB held-out texts ({m['n_tokens']:,} tokens)", "perplexity",
                 f"{m['perplexity']:.1f}"))
     styles = [_metrics(name)["heldout"] for name in STYLES]
-    out.append(("style-*", f"style networks: {', '.join(STYLES.values())}", f"CSet5 + CSet14 ({styles[0]['n']} photos)",
+    out.append(("style-*", f"style networks, {len(STYLES)} paintings", f"CSet5 + CSet14 ({styles[0]['n']} photos)",
                 f"style loss ÷ {styles[0]['gatys_steps']} Gatys steps' · steps matched",
                 f"{_span([m['style_ratio'] for m in styles], '.2f')} · {_span([m['gatys_steps_matched'] for m in styles], 'd')}"))
     return out

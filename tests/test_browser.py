@@ -254,8 +254,11 @@ def test_superres_compares_bicubic_and_both_networks_scores_them_and_zooms(app_u
     assert page.locator(".toast-body.error").count() == 0
 
 
-def test_gan_paints_flowers_from_a_seed_shows_the_training_story_and_draws_a_transposed_conv(app_url, page):
+def test_gan_paints_flowers_shows_the_training_story_draws_a_transposed_conv_and_turns_day_to_dusk(
+        app_url, page, tmp_path_factory):
     from playwright.sync_api import expect
+
+    from demos.gan import camvid_samples
 
     _open_tab(page, app_url, "gan")
     page.locator("#gan-seed input").fill("tulips")
@@ -267,6 +270,13 @@ def test_gan_paints_flowers_from_a_seed_shows_the_training_story_and_draws_a_tra
     page.get_by_text("Transposed convolution, drawn").click()
     page.locator("#gan-deconv-button").click()
     expect(page.locator("#gan-deconv-notes")).to_contain_text("Output side", timeout=30_000)
+    samples = camvid_samples()
+    photo = samples[0] if samples else _photo_file(tmp_path_factory)  # a held-out day frame where the data is here
+    page.locator("#gan-photo input[type=file]").set_input_files(photo)
+    expect(page.locator("#gan-cycle-notes")).to_contain_text("cycle error", timeout=60_000)
+    for output in ("#gan-fake", "#gan-back", "#gan-heat"):
+        expect(page.locator(f"{output} img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#gan-cycle-about")).to_contain_text("FD-Lite0", timeout=30_000)
     assert page.locator(".toast-body.error").count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "gan-tab.png"), full_page=True)

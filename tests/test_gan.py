@@ -388,12 +388,16 @@ def test_cyclegan_train_evaluate_and_card_from_the_command_line(tmp_path, capsys
     assert metrics["steps"] == {"critic": 2, "generator": 2}
     capsys.readouterr()
     cyclegan.main(["evaluate", "--weights", str(tmp_path / "cg"), "--source", str(tmp_path / "data" / "testA"),
-                   "--target", str(tmp_path / "data" / "testB")])
+                   "--target", str(tmp_path / "data" / "testB"), "--reference", str(tmp_path / "data" / "trainB")])
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(scores) == {"fd_translated", "fd_untranslated", "cycle_l1", "n"}
+    assert set(scores) == {"fd_translated", "fd_untranslated", "cycle_l1", "n", "fd_floor"}
     assert scores == metrics["scores"]["a_to_b"]
     cyclegan.main(["card", "--weights", str(tmp_path / "cg")])
     assert "A translated to B" in (tmp_path / "cg" / "README.md").read_text()
+    cyclegan.main(["evaluate", "--weights", str(tmp_path / "cg"), "--source", str(tmp_path / "data" / "testB"),
+                   "--target", str(tmp_path / "data" / "testA"), "--direction", "b_to_a", "--write"])
+    recorded = json.loads((tmp_path / "cg" / "metrics.json").read_text())["scores"]
+    assert set(recorded) == {"a_to_b", "b_to_a"} and "fd_floor" not in recorded["b_to_a"]
     with pytest.raises(SystemExit, match="trainA"):
         cyclegan.main(["train", "--data", str(tmp_path), "--out", ""])
 

@@ -14,9 +14,10 @@ data root's CamVid: day = drives 0006R0 and 0016E5, dusk = drive 0001TP; drive 0
 frames are held out), a folder in the CycleGAN datasets' layout (trainA/ trainB/ testA/ testB/), or
 `horse2zebra` (downloaded to data/).
 
-`evaluate` prints one JSON line, last: {"fd_translated", "fd_untranslated", "cycle_l1", "n"}: FD-Lite0 against
-the target photos of the source photos translated and as they are (both on 120-px tiles of the full frames), the
-mean absolute cycle error on a 0-1 scale, and the number of source tiles.
+`evaluate` prints one JSON line, last: {"fd_translated", "fd_untranslated", "cycle_l1", "n", "fd_floor"}: FD-Lite0
+against the target photos of the source photos translated and as they are (both on 120-px tiles of the full frames),
+the mean absolute cycle error on a 0-1 scale, the number of source tiles, and (given reference photos: by default
+the target domain's training photos) the floor: those real photos' distance to the same target photos.
 """
 from __future__ import annotations
 
@@ -96,7 +97,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     generators = learn.unwrapped_model.generators.eval().cpu().half().float()  # as saved (fp16)
     scores = {}
     if domains.get("test_a") and domains.get("test_b"):
-        scores["a_to_b"] = cyclegan_scores(generators, domains["test_a"], domains["test_b"], "a_to_b")
+        scores["a_to_b"] = cyclegan_scores(generators, domains["test_a"], domains["test_b"], "a_to_b",
+                                           reference_paths=domains.get("train_b"))
         print(f"held out, A -> B: {json.dumps(scores['a_to_b'])}")
     sources = {name: len(paths) for name, paths in domains.items()}
     metrics = {"history": history, "scores": scores, "steps": trainer.steps,
@@ -109,25 +111,37 @@ def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", default=None, help="folder of photos to translate (default: CamVid's held-out day drive)")
     parser.add_argument("--target", default=None, help="folder of photos of the target domain (default: CamVid's "
                                                        "held-out dusk frames)")
+    parser.add_argument("--reference", default=None, help="folder of other real photos of the target domain, scored "
+                                                          "as the floor (default: CamVid's training photos of it)")
     parser.add_argument("--direction", choices=["a_to_b", "b_to_a"], default="a_to_b")
+    parser.add_argument("--write", action="store_true", help="also record the scores in the folder's metrics.json "
+                                                             "(under the direction's name) and rewrite its card")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """FD-Lite0 of translated vs untranslated source photos against target photos; last line: JSON
-    {"fd_translated", "fd_untranslated", "cycle_l1", "n"}."""
+    {"fd_translated", "fd_untranslated", "cycle_l1", "n", "fd_floor"}; no floor with --source/--target and no
+    --reference."""
     try:
         generators = load_model(CycleGenerators, args.weights)
         held_out = camvid_domains(heldout_dusk=HELDOUT_DUSK) if not (args.source and args.target) else {}
         source = list_images([args.source]) if args.source else held_out["test_a" if args.direction == "a_to_b" else "test_b"]
         target = list_images([args.target]) if args.target else held_out["test_b" if args.direction == "a_to_b" else "test_a"]
+        if args.reference:
+            reference = list_images([args.reference])
+        else:
+            reference = held_out.get("train_b" if args.direction == "a_to_b" else "train_a")
         if not source or not target:
             raise FileNotFoundError("no source or no target photos")
         started = time.perf_counter()
-        scores = cyclegan_scores(generators, source, target, args.direction)
+        scores = cyclegan_scores(generators, source, target, args.direction, reference_paths=reference)
     except (OSError, ValueError) as err:
         raise SystemExit(f"cyclegan.py evaluate: {err}") from None
     print(f"scored {len(source)} source photos ({scores['n']} tiles) against {len(target)} target photos in "
           f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+    if args.write:
+        print(f"recorded as '{args.direction}'; wrote {card.record_cyclegan_scores(args.weights, args.direction, scores)}",
+              file=sys.stderr)
     print(json.dumps(scores))
 
 

@@ -226,7 +226,7 @@ the untranslated A photos: the translation should bring A's statistics towards B
 | A translated to B | **{scores.get("fd_translated", float("nan")):.2f}** | {scores.get("n", "?")} |
 | A as it is | {scores.get("fd_untranslated", float("nan")):.2f} | {scores.get("n", "?")} |
 | ratio | {ratio:.2f} | |
-
+{_floor_row(scores)}
 Cycle error (A → B → A, mean absolute, 0–1 scale): {scores.get("cycle_l1", float("nan")):.4f}.
 
 Reproduce: `{reproduce}`
@@ -242,6 +242,26 @@ LR {args.get("lr", "?")} for the first half, then linearly to 0.
 
 {_cycle_history(history)}
 """
+
+
+def _floor_row(scores: dict) -> str:
+    if "fd_floor" not in scores:
+        return ""
+    ratio = scores["fd_floor"] / scores["fd_untranslated"]
+    return (f"| floor: B's training photos (real B) | {scores['fd_floor']:.2f} ({ratio:.2f}× A as it is) | |\n\n"
+            "The floor is what a translator that produced real B photos would score against these few held-out B "
+            "photos: the distance left between two stretches of the same domain. FD-Lite0 weighs what a scene shows "
+            "(its ImageNet features) more than its light, and a translator is meant to keep what the scene shows, so "
+            "no translation can be expected to go below the floor.\n")
+
+
+def record_cyclegan_scores(folder: str | Path, direction: str, scores: dict) -> Path:
+    """Put `scores` into the folder's metrics.json under scores[direction] and rewrite its card."""
+    folder = Path(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics.setdefault("scores", {})[direction] = scores
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return rewrite_cyclegan_card(folder)
 
 
 def rewrite_cyclegan_card(folder: str | Path) -> Path:

