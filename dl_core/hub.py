@@ -114,6 +114,18 @@ def save_model(model: nn.Module, folder: str | Path, card: str, metrics: dict | 
     return folder
 
 
+
+def record_metrics(folder: str | Path, keys: tuple[str, ...], value) -> None:
+    """Set metrics.json[keys[0]][keys[1]]... = value in a weight folder (the levels above it made if missing): how
+    an `evaluate --write` records its scores before the card is rewritten from them."""
+    path = Path(folder) / "metrics.json"
+    metrics = json.loads(path.read_text())
+    level = metrics
+    for key in keys[:-1]:
+        level = level.setdefault(key, {})
+    level[keys[-1]] = value
+    path.write_text(json.dumps(metrics, indent=1))
+
 # --- int8 storage ----------------------------------------------------------------------------------------
 # A quarter of fp32: every weight matrix (embeddings, LSTM and linear weights) as int8 with one fp32 scale per
 # row (symmetric, the row's largest magnitude maps to 127); vectors (biases, norms) stay fp16. Rounding moves a

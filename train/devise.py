@@ -28,12 +28,11 @@ from dl_core.cifar.data import find_cifar10
 from dl_core.devise.evaluate import class_name_vectors, conse_split, zero_shot_scores
 from dl_core.devise.features import DEFAULT_SIZE, cifar_features, word_targets
 from dl_core.devise.model import DeviseConfig, DeviseHead, cosine_loss
-from dl_core.devise.vectors import GloveUnavailableError, WordVectors, load_glove
+from dl_core.devise.vectors import BUNDLED_WORDS, GloveUnavailableError, WordVectors, load_glove
 from dl_core.hub import load_model
 from dl_core.learner import Learner
 from dl_core.schedules import one_cycle
 
-VOCABULARY = 100_000  # the bundled index's most frequent words (fp16: 10 MB)
 DEFAULT_UNSEEN = "cat,truck"
 
 
@@ -64,7 +63,7 @@ def _unseen(text: str) -> list[str]:
 
 def _words() -> WordVectors:
     try:
-        return load_glove(VOCABULARY)
+        return load_glove(BUNDLED_WORDS)
     except GloveUnavailableError as err:
         raise SystemExit(f"devise.py: {err}") from None
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dl_core import hub
 from dl_core.devise.model import DeviseConfig, DeviseHead, n_parameters
+from dl_core.devise.vectors import BUNDLED_WORDS
 
 RECIPE_ARGS = ("epochs", "bs", "lr", "wd", "per_class", "soft_weight", "hidden", "dropout", "size", "seed")
 
@@ -60,7 +61,7 @@ precomputed once beforehand and cached); AdamW, 1cycle to LR {args.get("lr", "?"
 """
 
 
-VOCABULARY_TEXT = "100,000 most frequent words, unit vectors in fp16 (`vectors.safetensors`, `words.txt`)"
+VOCABULARY_TEXT = f"{BUNDLED_WORDS:,} most frequent words, unit vectors in fp16 (`vectors.safetensors`, `words.txt`)"
 
 
 def _targets(args: dict) -> str:

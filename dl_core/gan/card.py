@@ -257,10 +257,7 @@ def _floor_row(scores: dict) -> str:
 
 def record_cyclegan_scores(folder: str | Path, direction: str, scores: dict) -> Path:
     """Put `scores` into the folder's metrics.json under scores[direction] and rewrite its card."""
-    folder = Path(folder)
-    metrics = json.loads((folder / "metrics.json").read_text())
-    metrics.setdefault("scores", {})[direction] = scores
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    hub.record_metrics(folder, ("scores", direction), scores)
     return rewrite_cyclegan_card(folder)
 
 

@@ -156,8 +156,5 @@ def card_for(folder: Path, config: SegmentationConfig, metrics: dict) -> str:
 
 def record_scores(folder: str | Path, name: str, scores: dict) -> Path:
     """Put `scores` into the folder's metrics.json as `name` and rewrite its card."""
-    folder = Path(folder)
-    metrics = json.loads((folder / "metrics.json").read_text())
-    metrics[name] = scores
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    hub.record_metrics(folder, (name,), scores)
     return rewrite_card(folder)

@@ -160,8 +160,5 @@ def rewrite_card(folder: str | Path) -> Path:
 
 def record_scores(folder: str | Path, name: str, scores: dict) -> Path:
     """Put `scores` into the folder's metrics.json under scores[name] and rewrite its card."""
-    folder = Path(folder)
-    metrics = json.loads((folder / "metrics.json").read_text())
-    metrics.setdefault("scores", {})[name] = {k: v for k, v in scores.items() if k != "seconds"}
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    hub.record_metrics(folder, ("scores", name), {k: v for k, v in scores.items() if k != "seconds"})
     return rewrite_card(folder)
