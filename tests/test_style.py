@@ -80,6 +80,18 @@ def test_loss_curve_records_the_losses_after_every_update(extractor):
     assert torch.equal(run_pixels(loss, content, steps=5, lr=0.05).image, final.image)
 
 
+def test_a_seeded_sample_is_reproducible_in_listed_order_and_all_when_large_enough():
+    from dl_core.style.evaluate import seeded_sample
+
+    paths = [Path(f"p{i:02}.jpg") for i in range(19)]
+    sample = seeded_sample(paths, 5, seed=0)
+    assert len(sample) == 5 and sample == sorted(sample) and set(sample) <= set(paths)
+    assert seeded_sample(paths, 5, seed=0) == sample and seeded_sample(paths, 5, seed=1) != sample
+    assert seeded_sample(paths, None) == seeded_sample(paths, 19) == seeded_sample(paths, 40) == paths
+    with pytest.raises(ValueError, match="at least one"):
+        seeded_sample(paths, 0)
+
+
 def test_steps_matched_is_the_first_step_the_mean_curve_reaches_the_network():
     from dl_core.style.evaluate import steps_matched
     from dl_core.style.gatys import Losses
@@ -277,6 +289,14 @@ def test_train_script_end_to_end_and_evaluate_prints_json_last(tmp_path, capsys)
     assert rewritten["lineage"] == metrics["lineage"] and rewritten["heldout"]["gatys_steps"] == 2
     assert "Trained in 2 runs" in (more / "README.md").read_text()
     assert f"--weights {more} --data {heldout} --size 40 --steps 2`" in (more / "README.md").read_text()
+    # --sample --write records the seeded sample beside the whole set's numbers, and the card gives its command
+    capsys.readouterr()
+    main(["evaluate", "--weights", str(more), "--data", str(heldout), "--steps", "2", "--size", "40", "--sample", "1", "--write"])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rewritten = json.loads((more / "metrics.json").read_text())
+    assert printed["n"] == 1 and rewritten["heldout"]["n"] == 2
+    assert rewritten["heldout_sample"] == {**printed, "command": rewritten["evaluate_command"] + " --sample 1"}
+    assert f"Reproduce: `{rewritten['evaluate_command']} --sample 1`" in (more / "README.md").read_text()
 
 
 def test_the_card_reads_the_feature_network_and_sizes_from_the_config():

@@ -107,20 +107,26 @@ def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
                         help="folders (or files) of photos (default: the held-out CSet5 and CSet14)")
     parser.add_argument("--size", type=int, default=evaluate.EVAL_SIZE, help="photos fitted within this many px (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=evaluate.GATYS_STEPS, help="Gatys steps to compare with (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="torch's seed before the evaluation (default: %(default)s)")
-    parser.add_argument("--write", action="store_true", help="also record the result in the folder's metrics.json and model card")
+    parser.add_argument("--seed", type=int, default=0, help="torch's seed before the evaluation, and the sample's (default: %(default)s)")
+    parser.add_argument("--sample", type=int, metavar="N",
+                        help="score a seeded sample of N of the photos (the data test's quick check; default: all)")
+    parser.add_argument("--write", action="store_true",
+                        help="also record the result in the folder's metrics.json (as heldout_sample with --sample) and model card")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Network vs Gatys on every photo in the folders, same loss; prints JSON, last."""
     torch.manual_seed(args.seed)
     model = hub.load_model(StyleNet, args.weights)
-    result = evaluate.evaluate_against_gatys(model, list_images(args.data), args.size, args.steps)
+    photos = evaluate.seeded_sample(list_images(args.data), args.sample, args.seed)
+    result = evaluate.evaluate_against_gatys(model, photos, args.size, args.steps)
     if args.write:  # e.g. after a GPU run with --eval-steps 0
         metrics_file = Path(args.weights) / "metrics.json"
         metrics = json.loads(metrics_file.read_text())
-        command = card.evaluate_command(args.weights, args.data, args.size, args.steps)
-        metrics_file.write_text(json.dumps({**metrics, "heldout": result, "evaluate_command": command}, indent=1))
+        command = card.evaluate_command(args.weights, args.data, args.size, args.steps, args.sample, args.seed)
+        record = ({"heldout_sample": {**result, "command": command}} if args.sample else
+                  {"heldout": result, "evaluate_command": command})
+        metrics_file.write_text(json.dumps({**metrics, **record}, indent=1))
         card.write_card(args.weights)
     print(json.dumps(result))
 

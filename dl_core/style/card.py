@@ -82,12 +82,14 @@ def training_lineage(folder: str | Path) -> list[dict]:
                        "hardware": metrics["hardware"]}]
 
 
-def evaluate_command(folder: str | Path, data: list[str | Path], size: int = EVAL_SIZE, steps: int = GATYS_STEPS) -> str:
+def evaluate_command(folder: str | Path, data: list[str | Path], size: int = EVAL_SIZE, steps: int = GATYS_STEPS,
+                     sample: int | None = None, seed: int = 0) -> str:
     """The `evaluate` command that measures a folder's held-out numbers (paths as the README writes them)."""
     folder = Path(folder)
     if folder.is_absolute() and folder.resolve().is_relative_to(REPO_ROOT):
         folder = folder.resolve().relative_to(REPO_ROOT)
     options = (f" --size {size}" if size != EVAL_SIZE else "") + (f" --steps {steps}" if steps != GATYS_STEPS else "")
+    options += (f" --sample {sample}" if sample else "") + (f" --seed {seed}" if sample and seed else "")
     return f"python train/style.py evaluate --weights {folder} --data {' '.join(map(display_path, data))}{options}"
 
 
@@ -135,6 +137,16 @@ def _metrics_section(heldout: dict, command: str) -> str:
 """
 
 
+def _sample_sentence(sample: dict | None) -> str:
+    """The card's line on the seeded sample the data test re-scores (recorded by `evaluate --sample N --write`)."""
+    if not sample:
+        return ""
+    matched = sample["gatys_steps_matched"]
+    return (f"\nOn a seeded sample of {sample['n']} of these photos (the data test's quick check): style ratio "
+            f"{sample['style_ratio']:.2f}, {'more than ' + str(sample['gatys_steps']) if matched is None else matched} "
+            f"Gatys steps matched. Reproduce: `{sample['command']}`\n")
+
+
 def _steps_matched_sentence(heldout: dict) -> str:
     """The card's line on what one forward pass is worth in Gatys steps (folders evaluated before it: nothing)."""
     if "gatys_steps_matched" not in heldout:
@@ -175,6 +187,7 @@ def model_card(config: StyleNetConfig | dict, metrics: dict) -> str:
                      f"{h['valid_loss']:.4f} | {h['seconds']:.0f} |" for h in history)
     heldout = metrics.get("heldout")
     metrics_section = _metrics_section(heldout, metrics["evaluate_command"]) if heldout else "## Metrics\nNot evaluated (--eval-steps 0).\n"
+    metrics_section += _sample_sentence(metrics.get("heldout_sample"))
     smoothing = f'softmax, T={loss["temperature"]:g}' if loss["smoothing"] else "none"
     note = f"\n- {train['card_note']}" if train.get("card_note") else ""
     optimiser = f"AdamW (weight decay {train['wd']})" if train.get("wd") else "Adam"
