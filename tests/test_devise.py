@@ -401,8 +401,11 @@ def test_devise_train_evaluate_and_card_from_the_command_line(tmp_path, capsys):
     source = make_cifar_zip(tmp_path / "cifar.zip", n_train=8, n_test=4)
     out = tmp_path / "devise"
     devise.main(["train", "--data", str(source), "--unseen", "automobile", "--per-class", "8", "--size", "64",
-                 "--epochs", "2", "--bs", "4", "--hidden", "16", "--checkpoint", "none", "--out", str(out)])
+                 "--epochs", "2", "--bs", "4", "--hidden", "16", "--checkpoint", "none", "--seen-penalty", "0.1",
+                 "--out", str(out)])
     metrics = json.loads((out / "metrics.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert config["seen_penalty"] == 0.1 and config["trained_words"] == ["airplane"]
     assert metrics["unseen"] == ["automobile"] and metrics["facts"]["n_train"] == 8  # airplanes only
     assert {"model.safetensors", "config.json", "vectors.safetensors", "words.txt", "README.md"} <= {p.name for p in out.iterdir()}
     capsys.readouterr()
@@ -412,3 +415,69 @@ def test_devise_train_evaluate_and_card_from_the_command_line(tmp_path, capsys):
     assert "automobile" in (out / "README.md").read_text()
     with pytest.raises(SystemExit, match="--unseen"):
         devise.main(["train", "--data", str(source), "--unseen", "cat", "--out", ""])
+    with pytest.raises(SystemExit, match="at least 4 trained classes, not 1; give a number"):  # one trained class: no pseudo-unseen
+        devise.main(["train", "--data", str(source), "--unseen", "automobile", "--size", "64", "--out", ""])
+    with pytest.raises(SystemExit, match="--seen-penalty must be"):
+        devise.main(["train", "--data", str(source), "--seen-penalty", "lots", "--out", ""])
+
+
+def test_seen_bias_penalises_only_the_trained_names():
+    from dl_core.devise.model import seen_bias
+
+    assert seen_bias(["cat", "dog", "truck"], ["dog"], 0.25).tolist() == [0.0, -0.25, 0.0]
+    assert seen_bias(["cat"], [], 0.3).tolist() == [0.0]
+
+
+def test_nearest_with_a_bias_equals_brute_force_on_biased_cosines():
+    from dl_core.devise.search import nearest
+
+    torch.manual_seed(0)
+    keys = torch.nn.functional.normalize(torch.randn(300, 8), dim=1)
+    queries = torch.randn(7, 8)
+    bias = -0.5 * (torch.rand(300) < 0.3).float()
+    scores, rows = nearest(queries, keys, 5, bias=bias, max_scores=64)
+    brute = torch.nn.functional.normalize(queries, dim=1) @ keys.T + bias
+    expected_scores, expected_rows = brute.topk(5, dim=1)
+    assert torch.equal(rows, expected_rows) and torch.allclose(scores, expected_scores, atol=1e-6)
+    with pytest.raises(ValueError, match="bias must have shape"):
+        nearest(queries, keys, 5, bias=torch.zeros(3))
+
+
+def test_the_penalty_curve_trades_seen_for_unseen_accuracy_on_a_hand_case():
+    from dl_core.devise.calibration import harmonic_mean, penalty_curve
+
+    names = torch.eye(3)  # class 0 and 1 trained, class 2 not
+    # an image of class 2 sitting nearer class 0 (cos 0.8 vs 0.6) and an image of class 0 squarely on it
+    embedded = torch.tensor([[0.8, 0.0, 0.6], [1.0, 0.0, 0.0]])
+    curve = penalty_curve(embedded, torch.tensor([2, 0]), names, torch.tensor([True, True, False]), grid=(0.0, 0.1, 0.3, 1.5))
+    assert [(row["seen"], row["unseen"]) for row in curve] == [(1.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+    assert curve[2]["h"] == 1.0 and harmonic_mean(0.5, 0.0) == 0.0 and harmonic_mean(0.5, 1.0) == pytest.approx(2 / 3)
+
+
+def test_choose_seen_penalty_trains_without_the_pseudo_unseen_classes_and_picks_the_best_mean_curve():
+    from dl_core.devise.calibration import choose_seen_penalty
+    from dl_core.devise.features import FeatureSplit
+    from dl_core.devise.model import DeviseConfig, DeviseHead
+
+    torch.manual_seed(0)
+    n_classes, d = 6, 6
+    names = torch.eye(n_classes)
+    labels = torch.arange(n_classes).repeat(20)
+    # features: the class's one-hot pulled towards class 0, so that an untrained class needs a penalty to win
+    features = torch.nn.functional.one_hot(labels, n_classes).float() + 1.3 * torch.nn.functional.one_hot(
+        torch.zeros_like(labels), n_classes).float()
+    seen = FeatureSplit(features, torch.zeros(len(labels), 1000), labels, [f"c{i}" for i in range(n_classes)])
+    trained_on = []
+
+    def fit_head(split):
+        trained_on.append(sorted(set(split.labels.tolist())))
+        head = DeviseHead(DeviseConfig(in_features=n_classes, hidden=4, out_features=d, dropout=0.0))
+        head.hidden = torch.nn.Identity()  # an exact identity map: the features are the embedding
+        head.out = torch.nn.Identity()
+        return head
+
+    result = choose_seen_penalty(seen, names, fit_head, rounds=3, seed=0)
+    assert len(result["rounds"]) == 3 == len(trained_on)
+    for run, classes in zip(result["rounds"], trained_on):  # each round's head never saw its pseudo-unseen classes
+        assert len(classes) == n_classes - 2 and not {int(name[1:]) for name in run["pseudo_unseen"]} & set(classes)
+    assert 0 < result["seen_penalty"] <= 0.4 and result["valid_h"] > 0

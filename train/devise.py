@@ -25,8 +25,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from dl_core import cli
 from dl_core.devise import card
 from dl_core.cifar.data import find_cifar10
+from dl_core.callbacks import ParamSchedule, ProgressBar
+from dl_core.devise.calibration import choose_seen_penalty
 from dl_core.devise.evaluate import class_name_vectors, conse_split, zero_shot_scores
-from dl_core.devise.features import DEFAULT_SIZE, cifar_features, word_targets
+from dl_core.devise.features import DEFAULT_SIZE, FeatureSplit, cifar_features, word_targets
 from dl_core.devise.model import DeviseConfig, DeviseHead, cosine_loss
 from dl_core.devise.vectors import BUNDLED_WORDS, GloveUnavailableError, WordVectors, load_glove
 from dl_core.hub import load_model
@@ -54,6 +56,10 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
                                                                        "(default: %(default)s: the label's vector alone)")
     parser.add_argument("--hidden", type=int, default=1024, help="the head's hidden width (default: %(default)s)")
     parser.add_argument("--dropout", type=float, default=0.2, help="dropout before each linear layer (default: %(default)s)")
+    parser.add_argument("--seen-penalty", default="auto", help="subtracted from the trained words' cosines when ranking: "
+                                                               "a number, or 'auto' to choose it on 2 pseudo-unseen "
+                                                               "training classes (dl_core/devise/calibration.py; "
+                                                               "default: %(default)s)")
     cli.add_run_flags(parser, epochs=10, bs=256, lr=3e-3, clip=0.0, wd=1e-4, out="weights/devise")
 
 
@@ -74,8 +80,32 @@ def _as_batch(rows: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[tuple[torc
     return (torch.stack(features),), torch.stack(targets)
 
 
+def _seen_penalty(text: str) -> float | None:
+    """--seen-penalty: None for 'auto', else a number in [0, 2]."""
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 2:
+        raise SystemExit(f"devise.py train: --seen-penalty must be 'auto' or a number from 0 to 2, not {text!r}")
+    return value
+
+
+def _learner(head: DeviseHead, split: FeatureSplit, targets: torch.Tensor, args: argparse.Namespace, callbacks,
+             accelerator=None) -> Learner:
+    loader = DataLoader(TensorDataset(split.features, targets), batch_size=args.bs, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(args.seed), collate_fn=_as_batch)
+    return Learner(head, loader, None, cosine_loss, lr=args.lr,
+                   opt_fn=lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=args.wd),
+                   callbacks=callbacks, accelerator=accelerator)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
-    """Precompute (or read) the features, train the head on the seen classes, score, save head + vocabulary."""
+    """Precompute (or read) the features, choose the seen-class penalty on pseudo-unseen classes, train the head on
+    the seen classes, score, save head + vocabulary."""
+    penalty = _seen_penalty(args.seen_penalty)
     accelerator = cli.start(args)
     source = find_cifar10(args.data)
     train = cifar_features(source, "train", args.size, limit_per_class=args.per_class, seed=args.seed)
@@ -85,16 +115,34 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise SystemExit(f"devise.py train: --unseen must name classes of the data ({', '.join(train.classes)})")
     words = _words()
     seen = train.without_classes(unseen)
+    names = class_name_vectors(seen.classes, words)
     soft = conse_split(seen, words) if args.soft_weight else None
-    targets = word_targets(seen, class_name_vectors(seen.classes, words), soft, args.soft_weight)
-    loader = DataLoader(TensorDataset(seen.features, targets), batch_size=args.bs, shuffle=True, drop_last=True,
-                        generator=torch.Generator().manual_seed(args.seed), collate_fn=_as_batch)
-    config = DeviseConfig(hidden=args.hidden, dropout=args.dropout, image_size=args.size)
+    targets = word_targets(seen, names, soft, args.soft_weight)
+    calibration = None
+    if penalty is None:
+        def fit_pseudo(split: FeatureSplit) -> DeviseHead:
+            pseudo_targets = word_targets(split, names, conse_split(split, words) if soft is not None else None,
+                                          args.soft_weight)
+            head = DeviseHead(DeviseConfig(hidden=args.hidden, dropout=args.dropout, image_size=args.size))
+            callbacks = [ProgressBar(), ParamSchedule(lr=one_cycle(args.lr))]
+            return _learner(head, split, pseudo_targets, args, callbacks).fit(args.epochs).unwrapped_model.cpu()
+
+        print("choosing the seen-class penalty: heads trained without 2 more classes (pseudo-unseen), 4 times")
+        try:
+            calibration = choose_seen_penalty(seen, names, fit_pseudo, seed=args.seed)
+        except ValueError as err:
+            raise SystemExit(f"devise.py train: --seen-penalty auto: {err}; give a number instead") from None
+        penalty = calibration["seen_penalty"]
+        pseudo = "; ".join(", ".join(run["pseudo_unseen"]) for run in calibration["rounds"])
+        print(f"seen-class penalty {penalty} (pseudo-unseen {pseudo}: validation seen {calibration['valid_seen']:.1%}, "
+              f"pseudo-unseen {calibration['valid_unseen']:.1%}, averaged)")
+        torch.manual_seed(args.seed)  # the final head starts as it would have without the calibration run
+    trained_words = [name for name in seen.classes if name not in unseen]
+    config = DeviseConfig(hidden=args.hidden, dropout=args.dropout, image_size=args.size, trained_words=trained_words,
+                          seen_penalty=penalty)
     head = DeviseHead(config)
-    learn = Learner(head, loader, None, cosine_loss, lr=args.lr,
-                    opt_fn=lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=args.wd),
-                    callbacks=cli.standard_callbacks(args, one_cycle(args.lr), budget=cli.time_budget(args)),
-                    accelerator=accelerator)
+    learn = _learner(head, seen, targets, args,
+                     cli.standard_callbacks(args, one_cycle(args.lr), budget=cli.time_budget(args)), accelerator)
     print(f"DeViSE head: {sum(p.numel() for p in head.parameters()) / 1e6:.2f}M parameters; {len(seen):,} training "
           f"images of {len(seen.classes) - len(unseen)} classes (unseen: {', '.join(unseen)}); {len(test):,} test images")
     started = time.perf_counter()
@@ -105,7 +153,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     head = learn.unwrapped_model.eval().cpu()
     scores = zero_shot_scores(head, test, words, unseen)
     print(json.dumps(scores))
-    metrics = {"unseen": unseen, "test": scores, "history": history, "facts": card.train_facts(args, len(seen), seconds)}
+    metrics = {"unseen": unseen, "test": scores, "history": history, "facts": card.train_facts(args, len(seen), seconds),
+               "calibration": calibration}
     folder = cli.save(args, head, card.model_card(config, metrics), metrics, fp16=False)
     if folder is not None:
         words.save(folder)

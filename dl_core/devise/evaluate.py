@@ -9,6 +9,10 @@ it), and with the nearest words of the whole vocabulary.
     hit5_vocab         the true class name among the 5 nearest words of the whole vocabulary (every test image)
     conse_top1_unseen  ConSE's top1_unseen: the ImageNet classifier's 10 most probable classes' vectors, averaged
                        by probability (no training), then labelled the same way
+
+The 10-way labels are chosen as the head is shipped: its seen-class penalty (calibration.py) subtracted from the
+cosines of the class names it was trained on (`top1_unseen_uncalibrated`, `top1_all_uncalibrated`: without it).
+hit5_vocab ranks the whole vocabulary by plain cosine, as the lesson's search does.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import torch.nn.functional as F
 
 from dl_core.devise.conse import DEFAULT_TOP_T, class_vectors, conse_embed, imagenet_class_vectors
 from dl_core.devise.features import FeatureSplit
-from dl_core.devise.model import DeviseHead
+from dl_core.devise.model import DeviseHead, seen_bias
 from dl_core.devise.search import nearest
 from dl_core.devise.vectors import WordVectors
 
@@ -43,26 +47,33 @@ def conse_split(split: FeatureSplit, vectors: WordVectors, top_t: int = DEFAULT_
     return conse_embed(split.logits.softmax(dim=1), table, top_t, known)
 
 
-def _accuracies(embedded: torch.Tensor, split: FeatureSplit, names: torch.Tensor, unseen: torch.Tensor) -> tuple[float, float]:
-    predicted = (embedded @ names.T).argmax(dim=1)
+def _accuracies(embedded: torch.Tensor, split: FeatureSplit, names: torch.Tensor, unseen: torch.Tensor,
+                bias: torch.Tensor | None = None) -> tuple[float, float]:
+    scores = embedded @ names.T
+    predicted = (scores if bias is None else scores + bias).argmax(dim=1)
     correct = predicted == split.labels
     return float(correct[unseen].float().mean()), float(correct.float().mean())
 
 
 def zero_shot_scores(head: DeviseHead, split: FeatureSplit, vectors: WordVectors, unseen: list[str]) -> dict:
-    """{"top1_unseen", "top1_all", "hit5_vocab", "conse_top1_unseen", "conse_top1_all", "n", "n_unseen"} on a test
-    split; `vectors` is the vocabulary searched for hit5_vocab (the class names must be in it)."""
+    """{"top1_unseen", "top1_all", "hit5_vocab", "conse_top1_unseen", "conse_top1_all", "top1_unseen_uncalibrated",
+    "top1_all_uncalibrated", "seen_penalty", "n", "n_unseen"} on a test split; `vectors` is the vocabulary searched
+    for hit5_vocab (the class names must be in it)."""
     missing = [name for name in unseen if name not in split.classes]
     if missing:
         raise ValueError(f"not classes of this data: {', '.join(missing)} (classes: {', '.join(split.classes)})")
     names = F.normalize(class_name_vectors(split.classes, vectors), dim=1)
     is_unseen = torch.isin(split.labels, torch.tensor([split.classes.index(name) for name in unseen]))
     embedded = embed_split(head, split)
-    top1_unseen, top1_all = _accuracies(embedded, split, names, is_unseen)
+    trained, penalty = head.config.trained_words, head.config.seen_penalty
+    top1_unseen, top1_all = _accuracies(embedded, split, names, is_unseen, seen_bias(split.classes, trained, penalty))
+    raw_unseen, raw_all = _accuracies(embedded, split, names, is_unseen)
     conse_unseen, conse_all = _accuracies(conse_split(split, vectors), split, names, is_unseen)
-    _, top5 = nearest(embedded, vectors.vectors, 5)
+    _, top5 = nearest(embedded, vectors.vectors, 5)  # the vocabulary as the lesson searches it: plain cosines
     true_rows = torch.tensor([vectors.index.get(name, -1) for name in split.classes])[split.labels]
     hit5 = (top5 == true_rows[:, None]).any(dim=1)
     return {"top1_unseen": round(top1_unseen, 4), "top1_all": round(top1_all, 4), "hit5_vocab": round(float(hit5.float().mean()), 4),
-            "conse_top1_unseen": round(conse_unseen, 4), "conse_top1_all": round(conse_all, 4), "n": len(split),
+            "conse_top1_unseen": round(conse_unseen, 4), "conse_top1_all": round(conse_all, 4),
+            "top1_unseen_uncalibrated": round(raw_unseen, 4), "top1_all_uncalibrated": round(raw_all, 4),
+            "seen_penalty": penalty, "n": len(split),
             "n_unseen": int(is_unseen.sum())}

@@ -23,7 +23,7 @@ would also push the length towards the target's, which carries no meaning here; 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -38,12 +38,17 @@ class DeviseConfig:
     out_features: int = 50  # GloVe 6B 50-d
     dropout: float = 0.2  # before each Linear, the lesson's ps=[0.2, 0.2]
     image_size: int = 160  # the side images are resized to before the backbone: features depend on it
+    trained_words: list[str] = field(default_factory=list)  # the training labels' names (the seen classes)
+    seen_penalty: float = 0.0  # subtracted from a trained word's cosine when ranking (calibration.py)
 
     def __post_init__(self):
         if min(self.in_features, self.hidden, self.out_features) < 1:
             raise ValueError(f"layer sizes must be positive: {self}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
+        if not 0 <= self.seen_penalty <= 2:  # cosines span 2
+            raise ValueError(f"seen_penalty must be in [0, 2], not {self.seen_penalty}")
+        self.trained_words = [str(word) for word in self.trained_words]
 
 
 class DeviseHead(nn.Module, PyTorchModelHubMixin):
@@ -64,6 +69,13 @@ class DeviseHead(nn.Module, PyTorchModelHubMixin):
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         """Unit vectors (B, out_features) in word space, what search compares by cosine (call .eval() first)."""
         return F.normalize(self(features), dim=-1)
+
+
+def seen_bias(names: list[str], trained_words: list[str], penalty: float) -> torch.Tensor:
+    """(len(names),) float: -penalty for the names that were training labels, 0 for the rest. Added to the cosines
+    before ranking, it offsets the head's pull towards the few points it was taught (calibration.py)."""
+    trained = set(trained_words)
+    return torch.tensor([-penalty if name in trained else 0.0 for name in names])
 
 
 def cosine_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

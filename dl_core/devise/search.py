@@ -21,12 +21,15 @@ MAX_QUERY_BLOCK = 1024
 
 
 def nearest(queries: torch.Tensor, keys: torch.Tensor, k: int, exclude: Sequence[Iterable[int]] | None = None,
-            mask: torch.Tensor | None = None, max_scores: int = MAX_SCORES) -> tuple[torch.Tensor, torch.Tensor]:
+            mask: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+            max_scores: int = MAX_SCORES) -> tuple[torch.Tensor, torch.Tensor]:
     """The k keys most similar (by cosine) to each query, best first.
 
     queries (Q, d); keys (N, d), unit rows; k is clamped to the number of candidates.
     exclude: for each query, key indices it may not return (e.g. the words of `king - man + woman` itself).
     mask: (N,) bool, True for the keys that may be returned at all (e.g. only ImageNet's class words).
+    bias: (N,) float added to every query's cosine with that key before ranking (and in the scores returned), e.g.
+    the seen-class penalty of a calibrated DeViSE head.
     max_scores: how many query-key scores to hold at once (tests make it small to cross chunk boundaries).
     Returns scores (Q, k) and indices (Q, k) into keys. When `exclude` leaves a query fewer than k candidates,
     its last slots hold score -inf and index -1.
@@ -40,6 +43,10 @@ def nearest(queries: torch.Tensor, keys: torch.Tensor, k: int, exclude: Sequence
         if mask.shape != (n_keys,) or mask.dtype != torch.bool:
             raise ValueError(f"mask must be a bool tensor of shape ({n_keys},), got {mask.dtype} {tuple(mask.shape)}")
         mask = mask.to(keys.device)
+    if bias is not None:
+        if bias.shape != (n_keys,):
+            raise ValueError(f"bias must have shape ({n_keys},), got {tuple(bias.shape)}")
+        bias = bias.to(keys)
     if exclude is not None and len(exclude) != n_queries:
         raise ValueError(f"exclude needs one list of key indices per query: {len(exclude)} for {n_queries} queries")
     k = min(k, n_keys if mask is None else int(mask.sum()))
@@ -60,6 +67,8 @@ def nearest(queries: torch.Tensor, keys: torch.Tensor, k: int, exclude: Sequence
         for k_start in range(0, n_keys, chunk):
             k_end = min(k_start + chunk, n_keys)
             scores = queries[q_start:q_end] @ keys[k_start:k_end].T  # (block, chunk) cosines
+            if bias is not None:
+                scores += bias[k_start:k_end]
             if mask is not None:
                 scores.masked_fill_(~mask[k_start:k_end], float("-inf"))
             if excluded_query is not None:
