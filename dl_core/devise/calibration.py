@@ -11,17 +11,18 @@ trades a little seen-class accuracy for a lot of unseen. The penalty must not be
 pseudo-unseen, train a head on the rest (on 80% of their images), and keep the penalty that maximises the harmonic
 mean of seen and pseudo-unseen accuracy on what that head did not see. Which 2 are held out matters (airplane and
 automobile out leaves no vehicle but ship to fall onto), so this is done for several seeded pairs and their curves
-averaged. The final head, trained on every seen class,
-stores the penalty in its config (`DeviseConfig.seen_penalty`); evaluate reports the scores with and without it.
+averaged. The final head, trained on every seen class, stores the penalty in its config (`DeviseConfig.seen_penalty`); evaluate reports the scores with and without it.
 """
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from math import comb
 
 import torch
 import torch.nn.functional as F
 
+from dl_core.devise.evaluate import embed_split
 from dl_core.devise.features import FeatureSplit
 from dl_core.devise.model import DeviseHead
 
@@ -60,7 +61,7 @@ def choose_seen_penalty(seen: FeatureSplit, names: torch.Tensor, fit_head: Calla
     pairs: list[list[int]] = []
     while len(pairs) < rounds:  # distinct pseudo-unseen sets where there are enough
         pair = sorted(rng.sample(present, n_pseudo))
-        if pair not in pairs or len(pairs) >= _n_choices(len(present), n_pseudo):
+        if pair not in pairs or len(pairs) >= comb(len(present), n_pseudo):
             pairs.append(pair)
     runs = [_pseudo_round(seen, names, fit_head, present, pair, valid_fraction, seed + i) for i, pair in enumerate(pairs)]
     mean = [{key: round(sum(run["curve"][i][key] for run in runs) / len(runs), 4) for key in ("seen", "unseen", "h")}
@@ -70,12 +71,6 @@ def choose_seen_penalty(seen: FeatureSplit, names: torch.Tensor, fit_head: Calla
             "valid_h": best["h"], "rounds": runs}
 
 
-def _n_choices(n: int, k: int) -> int:
-    from math import comb
-
-    return comb(n, k)
-
-
 def _pseudo_round(seen: FeatureSplit, names: torch.Tensor, fit_head: Callable[[FeatureSplit], DeviseHead],
                   present: list[int], pseudo: list[int], valid_fraction: float, seed: int) -> dict:
     """One pseudo-unseen set: train without it (and without a validation share of the rest), score the curve."""
@@ -83,9 +78,7 @@ def _pseudo_round(seen: FeatureSplit, names: torch.Tensor, fit_head: Callable[[F
     shuffled = torch.rand(len(seen), generator=torch.Generator().manual_seed(seed)) < valid_fraction
     head = fit_head(seen.only(~is_pseudo_unseen & ~shuffled))
     valid = seen.only(is_pseudo_unseen | shuffled)
-    head.eval()
-    with torch.inference_mode():
-        embedded = torch.cat([head.embed(valid.features[i:i + 1000]) for i in range(0, len(valid), 1000)])
+    embedded = embed_split(head, valid)
     # The pseudo world has the trained classes only: relabel into them, the pseudo-unseen ones untrained.
     to_present = torch.full((len(seen.classes),), -1, dtype=torch.long)
     to_present[present] = torch.arange(len(present))

@@ -119,10 +119,6 @@ class ImageCollection:
         scores, rows = nearest(point[None], self.embeddings, k)
         return [(int(row), float(score)) for score, row in zip(scores[0], rows[0]) if row >= 0]
 
-    def __add__(self, other: ImageCollection) -> ImageCollection:
-        images = [self.image(i) for i in range(len(self))] + [other.image(i) for i in range(len(other))]
-        return ImageCollection(torch.cat([self.embeddings, other.embeddings]), images, self.captions + other.captions)
-
 
 def photo_collection(searcher: DeviseSearcher, photos: list[Image.Image], captions: list[str],
                      bs: int = 16) -> ImageCollection:
@@ -137,11 +133,12 @@ def cifar_collection(searcher: DeviseSearcher, source: str | Path | None = None,
     """CIFAR-10's 10,000 test images (the data root's copy, or `source`), embedded. The backbone's features are
     computed once and cached on disk (dl_core/devise/features.py), so only the first call ever takes minutes."""
     from dl_core.cifar.data import find_cifar10, read_split
+    from dl_core.devise.evaluate import embed_split
     from dl_core.devise.features import cifar_features
 
     source = find_cifar10(source)
     split = cifar_features(source, "test", searcher.head.config.image_size, cache_dir=cache_dir, progress=False)
     data = read_split(source, "test", cache_dir=cache_dir, mmap=True)
-    embeddings = torch.cat([searcher.embed(split.features[i:i + 2000]) for i in range(0, len(split), 2000)])
+    embeddings = embed_split(searcher.head, split)
     captions = [f"CIFAR-10 test #{i}: {split.classes[label]}" for i, label in enumerate(split.labels.tolist())]
     return ImageCollection(embeddings, data.images, captions)
