@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-TAB_MODULES = ("detection", "sentiment", "translation", "gan", "training_lab", "style", "segmentation", "superres")
+TAB_MODULES = ("detection", "sentiment", "translation", "devise", "gan", "training_lab", "style", "segmentation", "superres")
 
 
 def tabs() -> list[ModuleType]:

@@ -7,6 +7,7 @@ Pure handlers first (testable without a server), then the layout, then the wirin
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from demos.common import (
     code_span,
     folder_metrics,
 )
+from dl_core.paths import WEIGHTS_DIR
 
 ID = "devise"
 TITLE = "Lesson 11 · DeViSE"
@@ -56,6 +58,9 @@ def _check(searcher) -> None:
 MODEL = LazyModel(NAME, _load, TRAIN_COMMAND, check=_check)
 
 
+_COLLECTION_LOCK = threading.Lock()  # two first requests at once would both embed 10,000 images
+
+
 @functools.cache  # once per process: 10,000 embeddings, the features read from data/cache
 def _builtin_collection(folder: str):
     """CIFAR-10 test embedded by the loaded head, or None where the data root has no CIFAR-10 (a fresh Space)."""
@@ -64,7 +69,7 @@ def _builtin_collection(folder: str):
 
     if not data_root_zip().is_file():
         return None
-    return cifar_collection(MODEL.get())
+    return cifar_collection(MODEL.get(), progress=True)  # the first run's tqdm bar is the request's progress bar
 
 
 def default_penalty() -> float:
@@ -72,14 +77,16 @@ def default_penalty() -> float:
     import json
 
     try:
-        return float(json.loads((Path(__file__).resolve().parent.parent / "weights" / NAME / "config.json").read_text())
-                     .get("seen_penalty", 0.0))
+        return float(json.loads((WEIGHTS_DIR / NAME / "config.json").read_text()).get("seen_penalty", 0.0))
     except (OSError, ValueError, TypeError, AttributeError):
         return 0.0
 
 
 def builtin_collection():
-    return _builtin_collection(MODEL.source.location) if MODEL.source else None
+    if not MODEL.source:
+        return None
+    with _COLLECTION_LOCK:
+        return _builtin_collection(MODEL.source.location)
 
 
 # --- pure handlers ---------------------------------------------------------------------------------------------------
@@ -178,7 +185,7 @@ def image_to_words(photo, scope="all 100k words", penalty=None):
     backbone_ms = (time.perf_counter() - started) * 1000
     point = searcher.embed(features)[0]
     started = time.perf_counter()
-    words = searcher.nearest_words(point, N_WORDS, SCOPES[scope])
+    words = searcher.nearest_words(point, N_WORDS, SCOPES[scope], penalty)
     words_ms = (time.perf_counter() - started) * 1000
     scores = searcher.class_scores(point, list(CIFAR_CLASSES), penalty)
     label = max(scores, key=lambda row: row["score"])["name"]
@@ -204,7 +211,7 @@ def _upload_paths(uploads) -> list[str]:
     return [str(getattr(item, "path", item) if not isinstance(item, dict) else item.get("path")) for item in uploads]
 
 
-def words_to_images(query="boat", uploads=None, use_builtin=True):
+def words_to_images(query="boat", uploads=None, use_builtin=True, progress=gr.Progress(track_tqdm=True)):
     """The /words_images endpoint: the images nearest an expression of words, among the uploaded photos and (where
     present) CIFAR-10's test images; and notes."""
     from dl_core.devise.infer import photo_collection
@@ -264,7 +271,7 @@ def model_summary() -> str:
             f"classes {test['top1_all']:.1%} ({test['top1_all_uncalibrated']:.1%} without). Chance is 10%.")
 
 
-def image_words_endpoint(photo, scope="all 100k words", penalty=None):
+def image_words_endpoint(photo, scope="all 100k words", penalty=None, progress=gr.Progress(track_tqdm=True)):
     return (*image_to_words(photo, scope, penalty), model_summary())
 
 
@@ -284,7 +291,7 @@ def build() -> None:
             gr.Examples([[p] for p in bundled_photos()], inputs=[photo], cache_examples=False, api_visibility="private",
                         label="Sample photos (see samples/README.md)")
             with gr.Row():
-                words = gr.Label(num_top_classes=N_WORDS, label="DeViSE: nearest words (cosine)", elem_id="devise-words")
+                words = gr.Label(num_top_classes=N_WORDS, label="DeViSE: nearest words (cosine, trained names minus the penalty)", elem_id="devise-words")
                 classes = gr.Label(num_top_classes=5, label="the plain ImageNet classifier", elem_id="devise-classes")
             image_notes = gr.Markdown(elem_id="devise-image-notes")
             summary = gr.Markdown(elem_id="devise-summary")

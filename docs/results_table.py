@@ -26,6 +26,9 @@ def _model_class(name: str):
     if name == "translation":
         from dl_core.translation.model import Seq2Seq
         return Seq2Seq
+    if name == "devise":
+        from dl_core.devise.model import DeviseHead
+        return DeviseHead
     if name == "darknet-cifar10":
         from dl_core.cifar.model import Darknet
         return Darknet
@@ -84,6 +87,10 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     m, ood = _metrics("translation")["heldout"], _metrics("translation")["multi30k"]
     out.append(("translation", "bi-GRU seq2seq + attention", f"Tatoeba held-out ({m['n']:,} pairs) · Multi30k test "
                 f"({ood['n']:,})", "sacreBLEU / chrF", f"**{m['bleu']:.1f}** / {m['chrf']:.1f} · **{ood['bleu']:.1f}** / {ood['chrf']:.1f}"))
+    m, unseen = _metrics("devise")["test"], _metrics("devise")["unseen"]
+    out.append(("devise", "DeViSE head → GloVe 50-d", f"CIFAR-10 test ({m['n']:,}; {', '.join(unseen)} never trained)",
+                "top-1 unseen / all (ConSE)", f"**{100 * m['top1_unseen']:.1f}%** / {100 * m['top1_all']:.1f}% "
+                f"({100 * m['conse_top1_unseen']:.1f}% / {100 * m['conse_top1_all']:.1f}%)"))
     m = _metrics("darknet-cifar10")["test"]
     out.append(("darknet-cifar10", "DarkNet, from scratch", f"CIFAR-10 test ({m['n']:,} images)", "accuracy (flip TTA)",
                 f"**{100 * m['accuracy']:.2f}%**"))

@@ -20,7 +20,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 @pytest.fixture(scope="module")
 def app_url():
     for name in ("translation", "detection", "style-starry_night", "style-the_scream", "sentiment", "sentiment-bwd", "sentiment-lm",
-                 "darknet-cifar10"):
+                 "darknet-cifar10", "devise"):
         if not (REPO_ROOT / "weights" / name / "model.safetensors").exists():
             pytest.fail(f"the bundled weights weights/{name} are missing")
     import app as app_module
@@ -280,6 +280,32 @@ def test_gan_paints_flowers_shows_the_training_story_draws_a_transposed_conv_and
     assert page.locator(".toast-body.error").count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "gan-tab.png"), full_page=True)
+
+
+def test_devise_labels_a_photo_with_words_and_finds_images_for_a_word(app_url, page):
+    """The first request embeds CIFAR-10's test images where the data is here (minutes, once; then cached on disk)."""
+    from playwright.sync_api import expect
+
+    _open_tab(page, app_url, "devise")
+    cat = str(REPO_ROOT / "samples" / "chelsea-the-cat.jpg")
+    page.locator("#devise-photo input[type=file]").set_input_files(cat)
+    expect(page.locator("#devise-image-notes")).to_contain_text("As a CIFAR-10 label", timeout=300_000)
+    expect(page.locator("#devise-words")).to_contain_text("cat", timeout=30_000)
+    expect(page.locator("#devise-summary")).to_contain_text("never saw a cat, truck", timeout=30_000)
+    page.locator("#devise-uploads input[type=file]").set_input_files([cat, str(REPO_ROOT / "samples" / "rocket.jpg")])
+    page.locator("#devise-query input").fill("boat")
+    page.locator("#devise-search").click()
+    expect(page.locator("#devise-found-notes")).to_contain_text("boat: the 12 nearest", timeout=120_000)
+    expect(page.locator("#devise-found img").first).to_be_visible(timeout=30_000)
+    page.locator("#devise-query input").fill("boat + zzqxv")
+    page.locator("#devise-search").click()
+    expect(page.locator("#devise-found-notes")).to_contain_text("Not in the vocabulary: zzqxv", timeout=60_000)
+    assert page.locator(".toast-body.error").count() == 0
+    page.locator("#devise-query input").fill("sail + boat")
+    page.locator("#devise-search").click()
+    expect(page.locator("#devise-found-notes")).to_contain_text("sail + boat: the 12 nearest", timeout=60_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "devise-tab.png"), full_page=True)
 
 
 @pytest.fixture(scope="module")

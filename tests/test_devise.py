@@ -481,3 +481,20 @@ def test_choose_seen_penalty_trains_without_the_pseudo_unseen_classes_and_picks_
     for run, classes in zip(result["rounds"], trained_on):  # each round's head never saw its pseudo-unseen classes
         assert len(classes) == n_classes - 2 and not {int(name[1:]) for name in run["pseudo_unseen"]} & set(classes)
     assert 0 < result["seen_penalty"] <= 0.4 and result["valid_h"] > 0
+
+
+def test_matched_pseudo_unseen_sets_sit_as_near_their_siblings_as_the_real_unseen_classes():
+    from dl_core.devise.calibration import matched_pseudo_sets, random_pseudo_sets, sibling_similarity
+
+    e = torch.eye(6)
+    near = 0.19 ** 0.5  # 0.9 * a + near * b is a unit vector at cosine 0.9 from a
+    # Classes 0~1 and 2~3 are sibling pairs, 4 stands alone among the trained; the unseen 5 is 4's sibling.
+    names = torch.stack([e[0], 0.9 * e[0] + near * e[1], e[2], 0.9 * e[2] + near * e[3], e[4], 0.9 * e[4] + near * e[5]])
+    present = [0, 1, 2, 3, 4]
+    assert sibling_similarity(names, [5], present) == pytest.approx(0.9)
+    assert sibling_similarity(names, [0, 4], [1, 2, 3]) == pytest.approx(0.45)  # 0 -> 1 at 0.9, 4 -> nothing at 0
+    # One from each sibling pair leaves its sibling trained (0.9, like the real 5 -> 4); both of a pair do not.
+    assert matched_pseudo_sets(names, present, [5], n_pseudo=2, rounds=4) == [[0, 2], [0, 3], [1, 2], [1, 3]]
+    assert matched_pseudo_sets(names, present, [5], n_pseudo=1, rounds=2) == [[0], [1]]
+    sets = random_pseudo_sets(present, 2, 4, seed=0)
+    assert len(sets) == 4 and len({tuple(s) for s in sets}) == 4 and sets == random_pseudo_sets(present, 2, 4, seed=0)

@@ -60,6 +60,10 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
                                                                "a number, or 'auto' to choose it on 2 pseudo-unseen "
                                                                "training classes (dl_core/devise/calibration.py; "
                                                                "default: %(default)s)")
+    parser.add_argument("--pseudo-unseen", choices=("matched", "random"), default="matched",
+                        help="with --seen-penalty auto, which training classes play the unseen ones: the pairs whose "
+                             "names sit as near the rest as the real unseen names do, or seeded random pairs "
+                             "(default: %(default)s)")
     cli.add_run_flags(parser, epochs=10, bs=256, lr=3e-3, clip=0.0, wd=1e-4, out="weights/devise")
 
 
@@ -128,10 +132,13 @@ def cmd_train(args: argparse.Namespace) -> None:
             return _learner(head, split, pseudo_targets, args, callbacks).fit(args.epochs).unwrapped_model.cpu()
 
         print("choosing the seen-class penalty: heads trained without 2 more classes (pseudo-unseen), 4 times")
+        matched = [seen.classes.index(name) for name in unseen] if args.pseudo_unseen == "matched" else None
+        started = time.perf_counter()
         try:
-            calibration = choose_seen_penalty(seen, names, fit_pseudo, seed=args.seed)
+            calibration = choose_seen_penalty(seen, names, fit_pseudo, seed=args.seed, unseen=matched)
         except ValueError as err:
             raise SystemExit(f"devise.py train: --seen-penalty auto: {err}; give a number instead") from None
+        calibration["seconds"] = round(time.perf_counter() - started, 1)
         penalty = calibration["seen_penalty"]
         pseudo = "; ".join(", ".join(run["pseudo_unseen"]) for run in calibration["rounds"])
         print(f"seen-class penalty {penalty} (pseudo-unseen {pseudo}: validation seen {calibration['valid_seen']:.1%}, "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from itertools import combinations
 from math import comb
 
 import torch
@@ -48,21 +49,48 @@ def penalty_curve(embedded: torch.Tensor, labels: torch.Tensor, names: torch.Ten
     return rows
 
 
+def sibling_similarity(names: torch.Tensor, held_out: list[int], trained: list[int]) -> float:
+    """How close held-out class names sit to the trained ones: the mean, over the held-out classes, of the cosine
+    between its name and the nearest trained name. names: (C, d)."""
+    unit = F.normalize(names, dim=1)
+    return float((unit[held_out] @ unit[trained].T).max(dim=1).values.mean())
+
+
+def matched_pseudo_sets(names: torch.Tensor, present: list[int], unseen: list[int], n_pseudo: int, rounds: int) -> list[list[int]]:
+    """The `rounds` pseudo-unseen sets whose sibling similarity to the rest is nearest the real unseen classes' own
+    (cat's nearest trained name is "dog" at 0.92: a pseudo split of frog and ship, far from everything, would ask for
+    a bigger penalty than the real one needs). Only the unseen classes' names are read, never their images."""
+    target = sibling_similarity(names, unseen, present)
+    candidates = [list(pair) for pair in combinations(present, n_pseudo)]
+    gaps = [abs(sibling_similarity(names, pair, [c for c in present if c not in pair]) - target) for pair in candidates]
+    order = sorted(range(len(candidates)), key=lambda i: (round(gaps[i], 6), i))
+    return [candidates[i] for i in order[:rounds]]
+
+
+def random_pseudo_sets(present: list[int], n_pseudo: int, rounds: int, seed: int) -> list[list[int]]:
+    """`rounds` seeded pseudo-unseen sets, distinct where there are enough."""
+    rng = random.Random(seed)
+    sets: list[list[int]] = []
+    while len(sets) < rounds:
+        pair = sorted(rng.sample(present, n_pseudo))
+        if pair not in sets or len(sets) >= comb(len(present), n_pseudo):
+            sets.append(pair)
+    return sets
+
+
 def choose_seen_penalty(seen: FeatureSplit, names: torch.Tensor, fit_head: Callable[[FeatureSplit], DeviseHead],
-                        n_pseudo: int = 2, rounds: int = 4, valid_fraction: float = 0.2, seed: int = 0) -> dict:
+                        n_pseudo: int = 2, rounds: int = 4, valid_fraction: float = 0.2, seed: int = 0,
+                        unseen: list[int] | None = None) -> dict:
     """The penalty for a head trained on `seen` (the training split without the unseen classes), by the protocol
-    above, over `rounds` seeded pseudo-unseen sets. names: (C, d) word vectors of all of seen.classes; fit_head
-    trains a fresh head on a split. Returns {"seen_penalty", "valid_seen", "valid_unseen", "valid_h", "rounds"}:
-    the means at the chosen penalty, and each round's pseudo-unseen classes and curve."""
+    above, over `rounds` pseudo-unseen sets: matched to the `unseen` class indices' sibling similarity where they
+    are given (matched_pseudo_sets), else seeded at random. names: (C, d) word vectors of all of seen.classes;
+    fit_head trains a fresh head on a split. Returns {"seen_penalty", "valid_seen", "valid_unseen", "valid_h",
+    "rounds"}: the means at the chosen penalty, and each round's pseudo-unseen classes and curve."""
     present = sorted(set(seen.labels.tolist()))
     if len(present) < n_pseudo + 2:
         raise ValueError(f"choosing a penalty needs at least {n_pseudo + 2} trained classes, not {len(present)}")
-    rng = random.Random(seed)
-    pairs: list[list[int]] = []
-    while len(pairs) < rounds:  # distinct pseudo-unseen sets where there are enough
-        pair = sorted(rng.sample(present, n_pseudo))
-        if pair not in pairs or len(pairs) >= comb(len(present), n_pseudo):
-            pairs.append(pair)
+    pairs = (matched_pseudo_sets(names, present, unseen, n_pseudo, rounds) if unseen
+             else random_pseudo_sets(present, n_pseudo, rounds, seed))
     runs = [_pseudo_round(seen, names, fit_head, present, pair, valid_fraction, seed + i) for i, pair in enumerate(pairs)]
     mean = [{key: round(sum(run["curve"][i][key] for run in runs) / len(runs), 4) for key in ("seen", "unseen", "h")}
             | {"penalty": point["penalty"]} for i, point in enumerate(runs[0]["curve"])]

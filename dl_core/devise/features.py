@@ -8,6 +8,8 @@ collection, keeping its pooled 1,280-d features (what the DeViSE head is trained
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +80,9 @@ def cifar_features(source: str | Path, split: str, size: int = DEFAULT_SIZE, cac
         return FeatureSplit(tensors["features"], tensors["logits"], tensors["labels"], list(data.classes))
     features, logits = encode_images(data.images, FrozenLite0(size), progress=progress)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"features": features.contiguous(), "logits": logits.contiguous(), "labels": labels}, cache)
+    tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}-{threading.get_ident()}")
+    save_file({"features": features.contiguous(), "logits": logits.contiguous(), "labels": labels}, tmp)
+    os.replace(tmp, cache)  # atomic: a reader (another request, another process) sees no file or the whole file
     return FeatureSplit(features, logits, labels, list(data.classes))
 
 

@@ -26,6 +26,9 @@ from dl_core.devise.vectors import WordVectors
 from dl_core.hub import load_model
 
 SCOPES = ("all", "imagenet")  # the whole vocabulary, or only words that name an ImageNet class
+# Words of ImageNet class names that name nothing ("hen-of-the-woods", "go-kart", "jack-o'-lantern"): left out of the
+# "imagenet" scope, where they would be the nearest words to everything (the most frequent words are hubs).
+FUNCTION_WORDS = frozenset({"a", "an", "and", "des", "for", "go", "o'", "of", "s", "t", "the"})
 
 
 def square_crop(image: Image.Image) -> Image.Image:
@@ -53,7 +56,7 @@ class DeviseSearcher:
         mask = torch.zeros(len(words), dtype=torch.bool)
         for name in names:
             for word in words.phrase_words(name):
-                if word in words:
+                if word in words and word not in FUNCTION_WORDS:
                     mask[words.index[word]] = True
         return cls(head, words, FrozenLite0(head.config.image_size), names, mask)
 
@@ -69,12 +72,18 @@ class DeviseSearcher:
         """Features (N, 1280) -> unit vectors (N, d) in word space."""
         return self.head.embed(features)
 
-    def nearest_words(self, point: torch.Tensor, k: int = 10, scope: str = "all") -> list[tuple[str, float]]:
-        """The k vocabulary words nearest a unit vector (d,), by cosine, best first."""
+    def nearest_words(self, point: torch.Tensor, k: int = 10, scope: str = "all",
+                      penalty: float = 0.0) -> list[tuple[str, float]]:
+        """The k vocabulary words nearest a unit vector (d,), best first, by cosine minus `penalty` for the words that
+        were training labels (the score returned is that difference)."""
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
         mask = self.imagenet_word_mask if scope == "imagenet" else None
-        scores, rows = nearest(point[None], self.words.vectors, k, mask=mask)
+        bias = None
+        if penalty:
+            bias = torch.zeros(len(self.words))
+            bias[[self.words.index[w] for w in self.head.config.trained_words if w in self.words]] = -penalty
+        scores, rows = nearest(point[None], self.words.vectors, k, mask=mask, bias=bias)
         return [(self.words.words[row], float(score)) for score, row in zip(scores[0], rows[0]) if row >= 0]
 
     def classifier_top(self, logits: torch.Tensor, k: int = 5) -> list[tuple[str, float]]:
@@ -129,7 +138,7 @@ def photo_collection(searcher: DeviseSearcher, photos: list[Image.Image], captio
 
 
 def cifar_collection(searcher: DeviseSearcher, source: str | Path | None = None,
-                     cache_dir: str | Path = "data/cache") -> ImageCollection:
+                     cache_dir: str | Path = "data/cache", progress: bool = False) -> ImageCollection:
     """CIFAR-10's 10,000 test images (the data root's copy, or `source`), embedded. The backbone's features are
     computed once and cached on disk (dl_core/devise/features.py), so only the first call ever takes minutes."""
     from dl_core.cifar.data import find_cifar10, read_split
@@ -137,7 +146,7 @@ def cifar_collection(searcher: DeviseSearcher, source: str | Path | None = None,
     from dl_core.devise.features import cifar_features
 
     source = find_cifar10(source)
-    split = cifar_features(source, "test", searcher.head.config.image_size, cache_dir=cache_dir, progress=False)
+    split = cifar_features(source, "test", searcher.head.config.image_size, cache_dir=cache_dir, progress=progress)
     data = read_split(source, "test", cache_dir=cache_dir, mmap=True)
     embeddings = embed_split(searcher.head, split)
     captions = [f"CIFAR-10 test #{i}: {split.classes[label]}" for i, label in enumerate(split.labels.tolist())]
