@@ -412,6 +412,12 @@ def test_devise_train_evaluate_and_card_from_the_command_line(tmp_path, capsys):
     devise.main(["evaluate", "--weights", str(out), "--data", str(source)])
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert scores == metrics["test"] and scores["n"] == 8 and scores["n_unseen"] == 4
+    devise.main(["evaluate", "--weights", str(out), "--data", str(source), "--seen-penalty", "2"])
+    pushed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert pushed["seen_penalty"] == 2 and pushed["top1_unseen"] == 1.0  # every trained name pushed below the unseen
+    assert pushed["top1_unseen_uncalibrated"] == scores["top1_unseen_uncalibrated"]
+    with pytest.raises(SystemExit, match="--seen-penalty must be from 0 to 2"):
+        devise.main(["evaluate", "--weights", str(out), "--data", str(source), "--seen-penalty", "-1"])
     assert "automobile" in (out / "README.md").read_text()
     with pytest.raises(SystemExit, match="--unseen"):
         devise.main(["train", "--data", str(source), "--unseen", "cat", "--out", ""])

@@ -171,6 +171,9 @@ def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", required=True, help="weight folder (model.safetensors, config.json, vocabulary)")
     parser.add_argument("--data", default=None, help="zip or folder with test/<class>/ images (default: the data root's CIFAR-10)")
     parser.add_argument("--unseen", default=None, help="comma-separated held-out classes (default: the folder's metrics.json)")
+    parser.add_argument("--seen-penalty", type=float, default=None,
+                        help="score with this penalty instead of the head's own (the test set must not choose it: "
+                             "this draws the trade-off the calibration guessed at)")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -180,7 +183,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         words = WordVectors.load(args.weights)
         unseen = _unseen(args.unseen) if args.unseen else json.loads((Path(args.weights) / "metrics.json").read_text())["unseen"]
         test = cifar_features(find_cifar10(args.data), "test", head.config.image_size)
-        scores = zero_shot_scores(head, test, words, unseen)
+        if args.seen_penalty is not None and not 0 <= args.seen_penalty <= 2:
+            raise ValueError(f"--seen-penalty must be from 0 to 2, not {args.seen_penalty}")
+        scores = zero_shot_scores(head, test, words, unseen, args.seen_penalty)
     except (OSError, ValueError, KeyError) as err:
         raise SystemExit(f"devise.py evaluate: {err}") from None
     print(json.dumps(scores))

@@ -55,7 +55,8 @@ def _accuracies(embedded: torch.Tensor, split: FeatureSplit, names: torch.Tensor
     return float(correct[unseen].float().mean()), float(correct.float().mean())
 
 
-def zero_shot_scores(head: DeviseHead, split: FeatureSplit, vectors: WordVectors, unseen: list[str]) -> dict:
+def zero_shot_scores(head: DeviseHead, split: FeatureSplit, vectors: WordVectors, unseen: list[str],
+                     penalty: float | None = None) -> dict:
     """{"top1_unseen", "top1_all", "hit5_vocab", "conse_top1_unseen", "conse_top1_all", "top1_unseen_uncalibrated",
     "top1_all_uncalibrated", "seen_penalty", "n", "n_unseen"} on a test split; `vectors` is the vocabulary searched
     for hit5_vocab (the class names must be in it)."""
@@ -65,7 +66,8 @@ def zero_shot_scores(head: DeviseHead, split: FeatureSplit, vectors: WordVectors
     names = F.normalize(class_name_vectors(split.classes, vectors), dim=1)
     is_unseen = torch.isin(split.labels, torch.tensor([split.classes.index(name) for name in unseen]))
     embedded = embed_split(head, split)
-    trained, penalty = head.config.trained_words, head.config.seen_penalty
+    trained = head.config.trained_words
+    penalty = head.config.seen_penalty if penalty is None else penalty  # another value: to draw the trade-off
     top1_unseen, top1_all = _accuracies(embedded, split, names, is_unseen, seen_bias(split.classes, trained, penalty))
     raw_unseen, raw_all = _accuracies(embedded, split, names, is_unseen)
     conse_unseen, conse_all = _accuracies(conse_split(split, vectors), split, names, is_unseen)
