@@ -7,7 +7,10 @@ The network's own numbers (one forward pass) are the same on any machine and mus
 Gatys ones come from 300 Adam steps on the pixels, whose float sums depend on the hardware and thread count: The
 Scream and The Shipwreck were measured on a GPU, and one CPU thread gives a Gatys style loss ~1.5% off for The
 Scream (style ratio 4.44 for the recorded 4.384) and a content loss 0.25% off for The Shipwreck, with the same
-matched steps. So those are compared within 3% (or one unit of their rounding) and the matched steps within 3.
+matched steps. Across CPUs it is more: The Shipwreck's sample, recorded on an Intel CPU, gives a Gatys style loss of
+0.00063 for 0.00069 on an AMD EPYC (style ratio 4.645 for 4.26), again with the same 77 matched steps. So the Gatys
+content loss is compared within 3%, its style loss and the ratio within 15% (or one unit of their rounding), and the
+headline, the matched steps, within 3.
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from dl_core.paths import data_path
 
 STYLES = ["starry_night", "the_scream", "shipwreck", "woman_with_hat_matisse"]
 EXACT = ["content_loss", "style_loss", "n", "size", "gatys_steps"]  # the network's one pass, and what was measured
-GATYS = {"gatys_content_loss": 1e-4, "gatys_style_loss": 1e-5, "style_ratio": 1e-3}  # -> the unit of its rounding
+# Gatys' numbers -> (relative tolerance, the unit of its rounding); see the module docstring for why
+GATYS = {"gatys_content_loss": (0.03, 1e-4), "gatys_style_loss": (0.15, 1e-5), "style_ratio": (0.15, 1e-3)}
 
 
 def _runnable(command: str) -> list[str]:
@@ -54,8 +58,8 @@ def test_the_cards_sample_evaluate_command_reproduces_the_recorded_heldout_numbe
     main(_runnable(command))
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {k: result[k] for k in EXACT} == {k: recorded[k] for k in EXACT}
-    for key, unit in GATYS.items():
-        assert result[key] == pytest.approx(recorded[key], rel=0.03, abs=unit), key
+    for key, (rel, unit) in GATYS.items():
+        assert result[key] == pytest.approx(recorded[key], rel=rel, abs=unit), key
     assert abs(result["gatys_steps_matched"] - recorded["gatys_steps_matched"]) <= 3
 
 
