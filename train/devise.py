@@ -178,13 +178,13 @@ def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Zero-shot scores on the test split; last line: JSON."""
+    if args.seen_penalty is not None and not 0 <= args.seen_penalty <= 2:  # before minutes of feature caching
+        raise SystemExit(f"devise.py evaluate: --seen-penalty must be from 0 to 2, not {args.seen_penalty}")
     try:
         head = load_model(DeviseHead, args.weights)
         words = WordVectors.load(args.weights)
         unseen = _unseen(args.unseen) if args.unseen else json.loads((Path(args.weights) / "metrics.json").read_text())["unseen"]
         test = cifar_features(find_cifar10(args.data), "test", head.config.image_size)
-        if args.seen_penalty is not None and not 0 <= args.seen_penalty <= 2:
-            raise ValueError(f"--seen-penalty must be from 0 to 2, not {args.seen_penalty}")
         scores = zero_shot_scores(head, test, words, unseen, args.seen_penalty)
     except (OSError, ValueError, KeyError) as err:
         raise SystemExit(f"devise.py evaluate: {err}") from None
