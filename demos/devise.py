@@ -7,6 +7,7 @@ Pure handlers first (testable without a server), then the layout, then the wirin
 from __future__ import annotations
 
 import functools
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -59,17 +60,25 @@ MODEL = LazyModel(NAME, _load, TRAIN_COMMAND, check=_check)
 
 
 _COLLECTION_LOCK = threading.Lock()  # two first requests at once would both embed 10,000 images
+_DOWNLOAD_LOCK = threading.Lock()  # and two presses of "download" would both write the same archive
+CIFAR_DOWNLOAD_DIR = Path("data/cifar10")  # where the training lab's download goes too: one copy serves both tabs
 
 
-@functools.cache  # once per process: 10,000 embeddings, the features read from data/cache
-def _builtin_collection(folder: str):
-    """CIFAR-10 test embedded by the loaded head, or None where the data root has no CIFAR-10 (a fresh Space)."""
+def cifar_source() -> Path | None:
+    """The built-in collection's CIFAR-10: the data root's copy, else an earlier download, else None (a fresh Space)."""
     from dl_core.cifar.data import data_root_zip
+
+    if data_root_zip().is_file():
+        return data_root_zip()
+    downloaded = CIFAR_DOWNLOAD_DIR / "cifar10"
+    return downloaded if (downloaded / "test").is_dir() else None
+
+
+@functools.cache  # once per process and source: 10,000 embeddings, the features read from data/cache
+def _builtin_collection(folder: str, source: str):
     from dl_core.devise.infer import cifar_collection
 
-    if not data_root_zip().is_file():
-        return None
-    return cifar_collection(MODEL.get(), progress=True)  # the first run's tqdm bar is the request's progress bar
+    return cifar_collection(MODEL.get(), source, progress=True)  # the first run's tqdm bar is the request's progress bar
 
 
 def default_penalty() -> float:
@@ -83,10 +92,15 @@ def default_penalty() -> float:
 
 
 def builtin_collection():
-    if not MODEL.source:
+    """CIFAR-10 test embedded by the loaded head, or None where there is no CIFAR-10 (see `fetch_builtin`)."""
+    source = cifar_source()
+    if not MODEL.source or source is None:
         return None
     with _COLLECTION_LOCK:
-        return _builtin_collection(MODEL.source.location)
+        return _builtin_collection(MODEL.source.location, str(source))
+
+
+NO_BUILTIN = "No CIFAR-10 on this server: press *Download CIFAR-10* (below) for the built-in collection."
 
 
 # --- pure handlers ---------------------------------------------------------------------------------------------------
@@ -192,7 +206,7 @@ def image_to_words(photo, scope="all 100k words", penalty=None):
     collection = builtin_collection()
     similar = _gallery(collection, collection.search(point, N_IMAGES)) if collection is not None else []
     if collection is None:
-        notes.append("No CIFAR-10 here (the data root's cifar10/): no built-in images to compare with.")
+        notes.append(NO_BUILTIN)
     if MODEL.note:
         notes.append(MODEL.note)
     text = (f"Backbone {backbone_ms:.0f} ms, nearest of {len(searcher.words):,} words {words_ms:.1f} ms. As a CIFAR-10 "
@@ -240,7 +254,7 @@ def words_to_images(query="boat", uploads=None, use_builtin=True, progress=gr.Pr
     collection = photo_collection(searcher, photos, captions)
     builtin = builtin_collection() if use_builtin else None
     if use_builtin and builtin is None:
-        notes.append("No CIFAR-10 here (the data root's cifar10/): only your photos are searched.")
+        notes.append(f"{NO_BUILTIN} Only your photos were searched.")
     started = time.perf_counter()
     hits = [(collection, i, s) for i, s in collection.search(point, N_IMAGES)]
     if builtin is not None:
@@ -253,6 +267,34 @@ def words_to_images(query="boat", uploads=None, use_builtin=True, progress=gr.Pr
     text = f"{code_span(query.strip()[:200])}: the {len(hits)} nearest of {searched:,} images, searched in {search_ms:.1f} ms."
     gallery = [(c.image(i), f"{c.captions[i]} · cos {s:.2f}") for c, i, s in hits]
     return gallery, "\n\n".join([*(f"ℹ️ {n}" for n in notes), text])
+
+
+def fetch_builtin(progress=gr.Progress(track_tqdm=True)) -> str:
+    """The /download_cifar endpoint: where this server has no CIFAR-10 (a fresh Space), download the lesson's copy
+    (fast.ai's PNG archive, ~130 MB; torchvision's is pickled, which this project never loads) and embed its test
+    split once, so that the built-in collection can be searched. A status line."""
+    from dl_core.cifar.data import download_cifar10
+    from dl_core.paths import display_path
+
+    try:
+        MODEL.get()
+    except ModelUnavailable as err:
+        return f"⚠️ {err}"
+    with _DOWNLOAD_LOCK:
+        if cifar_source() is None:
+            try:
+                download_cifar10(CIFAR_DOWNLOAD_DIR)
+            except (OSError, tarfile.TarError) as err:  # offline, refused, timed out, disk full, a broken archive
+                return (f"⚠️ Could not download CIFAR-10 from fast.ai ({type(err).__name__}: {str(err)[:160]}). "
+                        "Your own photos can still be searched.")
+    source = cifar_source()
+    if source is None:
+        return f"⚠️ The download holds no test/ folder under {display_path(CIFAR_DOWNLOAD_DIR)}."
+    try:
+        collection = builtin_collection()
+    except (OSError, ValueError) as err:
+        return f"⚠️ Could not read CIFAR-10 at {display_path(source)}: {str(err)[:200]}"
+    return f"CIFAR-10 test ({display_path(source)}): {len(collection):,} images embedded and searchable."
 
 
 def model_summary() -> str:
@@ -306,6 +348,10 @@ def build() -> None:
                                    elem_id="devise-query")
                 use_builtin = gr.Checkbox(value=True, label="search CIFAR-10 test too", elem_id="devise-builtin")
                 search = gr.Button("Search", variant="primary", elem_id="devise-search")
+            with gr.Row():
+                download = gr.Button("Download CIFAR-10 (130 MB, where this server has none)", size="sm",
+                                     elem_id="devise-download")
+                download_status = gr.Markdown(elem_id="devise-download-status")
             uploads = gr.File(file_count="multiple", file_types=["image"], label=f"your photos (up to {MAX_UPLOADS})",
                               elem_id="devise-uploads")
             found = gr.Gallery(label="nearest images", columns=6, height=260, elem_id="devise-found")
@@ -322,6 +368,7 @@ def build() -> None:
                     concurrency_id="cpu")
     search.click(words_to_images, [query, uploads, use_builtin], [found, found_notes], api_name="words_images",
                  concurrency_id="cpu")
+    download.click(fetch_builtin, None, download_status, api_name="download_cifar", concurrency_id="cpu")
     query.submit(words_to_images, [query, uploads, use_builtin], [found, found_notes], api_visibility="private",
                  concurrency_id="cpu")
 

@@ -304,6 +304,8 @@ def test_devise_labels_a_photo_with_words_and_finds_images_for_a_word(app_url, p
     page.locator("#devise-query input").fill("sail + boat")
     page.locator("#devise-search").click()
     expect(page.locator("#devise-found-notes")).to_contain_text("sail + boat: the 12 nearest", timeout=60_000)
+    page.locator("#devise-download").click()  # CIFAR-10 is here: nothing is downloaded, the collection is reported
+    expect(page.locator("#devise-download-status")).to_contain_text("10,000 images embedded", timeout=60_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "devise-tab.png"), full_page=True)
 

@@ -24,8 +24,7 @@ def _swap_model(monkeypatch, folder) -> None:
     monkeypatch.setattr(devise_tab, "MODEL", LazyModel(old.name, old.loader, old.train_command, old.check))
 
 
-@pytest.fixture
-def tiny_devise(tmp_path, monkeypatch):
+def _tiny_weights(tmp_path, monkeypatch) -> None:
     """A random head onto 8-d vectors of 19 words, trained names: the CIFAR classes but cat and truck."""
     torch.manual_seed(0)
     trained = [name for name in devise_tab.CIFAR_CLASSES if name not in ("cat", "truck")]
@@ -35,6 +34,11 @@ def tiny_devise(tmp_path, monkeypatch):
                                              "top1_all": 0.62, "top1_all_uncalibrated": 0.69, "n": 10_000}})
     WordVectors(WORDS, torch.randn(len(WORDS), 8)).save(tmp_path / "devise")
     _swap_model(monkeypatch, tmp_path / "devise")
+
+
+@pytest.fixture
+def tiny_devise(tmp_path, monkeypatch):
+    _tiny_weights(tmp_path, monkeypatch)
     monkeypatch.setattr(devise_tab, "builtin_collection", lambda: None)  # no CIFAR-10: the uploads alone
 
 
@@ -61,7 +65,7 @@ def test_a_photo_gets_words_classifier_classes_plots_and_a_label(tiny_devise, tm
     assert len(words) == devise_tab.N_WORDS and set(words) <= set(WORDS)
     assert len(classes) == 5 and all(0 <= p <= 1 for p in classes.values())  # ImageNet class names, probabilities
     assert class_plot is not None and map_plot is not None and similar == []
-    assert "As a CIFAR-10 label" in notes and "No CIFAR-10 here" in notes
+    assert "As a CIFAR-10 label" in notes and devise_tab.NO_BUILTIN in notes
     assert "never saw a cat, truck" in summary and "60.0%" in summary
 
 
@@ -110,6 +114,44 @@ def test_words_find_the_uploaded_photos_and_the_builtin_images_ranked_together(s
     assert cosines == sorted(cosines, reverse=True)
     mine, notes = devise_tab.words_to_images("boat - water", uploads, False)
     assert len(mine) == 3 and all(caption.startswith("yours: mine") for _, caption in mine) and "of 3 images" in notes
+
+
+def _fastai_cifar_archive(path):
+    """A .tgz laid out like fast.ai's cifar10.tgz: cifar10/{train,test}/<class>/<n>.png (2 classes, 2 images each)."""
+    import tarfile
+
+    rng = np.random.default_rng(0)
+    folder = path.parent / "archive" / "cifar10"
+    for split in ("train", "test"):
+        for name in ("airplane", "cat"):
+            (folder / split / name).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / split / name / f"{i}.png")
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(folder, arcname="cifar10")
+    return path
+
+
+def test_without_cifar_the_download_button_adds_the_builtin_collection(tmp_path, monkeypatch):
+    """On a server without CIFAR-10 (a fresh Space) the searches say how to get it; a failed download is a message;
+    the download (the real code path, from a file:// URL) makes the test images searchable, and a second press
+    downloads nothing."""
+    _tiny_weights(tmp_path, monkeypatch)
+    monkeypatch.setenv("DL_DATA_DIR", str(tmp_path / "no-data"))
+    monkeypatch.chdir(tmp_path)
+    gallery, notes = devise_tab.words_to_images("boat", None, True)
+    assert gallery == [] and devise_tab.NO_BUILTIN in notes and "Nothing to search" in notes
+    assert devise_tab.NO_BUILTIN in devise_tab.image_to_words(_photo(tmp_path))[-1]
+    monkeypatch.setattr("dl_core.cifar.data.FASTAI_CIFAR10_URL", "http://127.0.0.1:9/cifar10.tgz")  # refused
+    assert "Could not download CIFAR-10" in devise_tab.fetch_builtin()
+    archive = _fastai_cifar_archive(tmp_path / "cifar10.tgz")
+    monkeypatch.setattr("dl_core.cifar.data.FASTAI_CIFAR10_URL", archive.as_uri())
+    status = devise_tab.fetch_builtin()
+    assert status.startswith("CIFAR-10 test") and "4 images embedded" in status, status
+    gallery, notes = devise_tab.words_to_images("boat", None, True)
+    assert len(gallery) == 4 and all("CIFAR-10 test #" in caption for _, caption in gallery) and "of 4 images" in notes
+    archive.unlink()  # a second press finds the download and fetches nothing
+    assert devise_tab.fetch_builtin() == status
 
 
 @pytest.mark.parametrize("query, message", [

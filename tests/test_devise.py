@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -419,6 +420,16 @@ def test_devise_train_evaluate_and_card_from_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit, match="--seen-penalty must be from 0 to 2"):
         devise.main(["evaluate", "--weights", str(out), "--data", str(source), "--seen-penalty", "-1"])
     assert "automobile" in (out / "README.md").read_text()
+    cat = str(Path(__file__).resolve().parent.parent / "samples" / "chelsea-the-cat.jpg")
+    devise.main(["photos", "--weights", str(out), "--photos", cat, "--words", "cat,animal"])
+    ranks = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ranks["n"] == 1 and set(ranks) == {"n", "top_k", "devise", "conse"}
+    nearest_word = ranks["devise"]["most_frequent"][0]  # one photo: its most frequent word is its nearest
+    devise.main(["photos", "--weights", str(out), "--photos", cat, "--words", nearest_word])
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["devise"][nearest_word] == {"median_rank": 1, "in_top10": 1.0}
+    with pytest.raises(SystemExit, match="not in the vocabulary: zzqxv"):
+        devise.main(["photos", "--weights", str(out), "--photos", cat, "--words", "cat,zzqxv"])
     with pytest.raises(SystemExit, match="--unseen"):
         devise.main(["train", "--data", str(source), "--unseen", "cat", "--out", ""])
     with pytest.raises(SystemExit, match="at least 4 trained classes, not 1; give a number"):  # one trained class: no pseudo-unseen

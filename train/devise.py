@@ -2,6 +2,8 @@
 
     python train/devise.py train --out weights/devise --unseen cat,truck       # CIFAR-10 without cats and trucks
     python train/devise.py evaluate --weights weights/devise                    # zero-shot scores beside ConSE's
+    python train/devise.py train --imagenet /data/imagenet --out weights/devise-imagenet  # the lesson's data (online)
+    python train/devise.py photos --weights weights/devise --photos DIR --words raccoon,animal   # words on real photos
     python train/devise.py card --weights weights/devise
 
 Images: CIFAR-10 (the data root's cifar10/cifar10-jpg.zip, or --data), up-sampled to --size and run once through the
@@ -29,6 +31,7 @@ from dl_core.callbacks import ParamSchedule, ProgressBar
 from dl_core.devise.calibration import choose_seen_penalty
 from dl_core.devise.evaluate import class_name_vectors, conse_split, zero_shot_scores
 from dl_core.devise.features import DEFAULT_SIZE, FeatureSplit, cifar_features, word_targets
+from dl_core.devise.imagenet import training_split as imagenet_training_split
 from dl_core.devise.model import DeviseConfig, DeviseHead, cosine_loss
 from dl_core.devise.vectors import BUNDLED_WORDS, GloveUnavailableError, WordVectors, load_glove
 from dl_core.hub import load_model
@@ -47,6 +50,10 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     add_data_flags(parser)
+    parser.add_argument("--imagenet", default=None, metavar="DIR",
+                        help="train on ImageNet class folders (DIR/train/<wnid>/, named by DIR's LOC_synset_mapping.txt; "
+                             "dl_core/devise/imagenet.py) instead of CIFAR-10 train: the lesson's data, online; the "
+                             "zero-shot score stays CIFAR-10 test's, classes mentioning an unseen word held out")
     parser.add_argument("--unseen", default=DEFAULT_UNSEEN, help="comma-separated classes held out of training "
                                                                  "(default: %(default)s)")
     parser.add_argument("--per-class", type=int, default=2500, help="training images per class, a seeded sample "
@@ -112,13 +119,27 @@ def cmd_train(args: argparse.Namespace) -> None:
     penalty = _seen_penalty(args.seen_penalty)
     accelerator = cli.start(args)
     source = find_cifar10(args.data)
-    train = cifar_features(source, "train", args.size, limit_per_class=args.per_class, seed=args.seed)
     test = cifar_features(source, "test", args.size)
     unseen = _unseen(args.unseen)
-    if not set(unseen) <= set(train.classes):
-        raise SystemExit(f"devise.py train: --unseen must name classes of the data ({', '.join(train.classes)})")
+    if not set(unseen) <= set(test.classes):
+        raise SystemExit(f"devise.py train: --unseen must name classes of the data ({', '.join(test.classes)})")
     words = _words()
-    seen = train.without_classes(unseen)
+    imagenet = None
+    if args.imagenet:
+        try:
+            seen, imagenet = imagenet_training_split(args.imagenet, unseen, words, args.size, args.per_class,
+                                                     args.seed, workers=cli.workers(args, 4))
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"devise.py train: --imagenet: {err}") from None
+        print(f"ImageNet: {imagenet['classes']} classes kept; held out for mentioning {', '.join(unseen)}: "
+              f"{len(imagenet['held_out'])} ({', '.join(imagenet['held_out'][:6])}...); without a word vector: "
+              f"{len(imagenet['without_vector'])}")
+        if penalty is None:  # CIFAR-10's names are not ImageNet's labels: no trained name for a penalty to act on
+            print("seen-class penalty 0: with --imagenet no CIFAR-10 class name was a training label")
+            penalty = 0.0
+    else:
+        seen = cifar_features(source, "train", args.size, limit_per_class=args.per_class,
+                              seed=args.seed).without_classes(unseen)
     names = class_name_vectors(seen.classes, words)
     soft = conse_split(seen, words) if args.soft_weight else None
     targets = word_targets(seen, names, soft, args.soft_weight)
@@ -144,14 +165,14 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"seen-class penalty {penalty} (pseudo-unseen {pseudo}: validation seen {calibration['valid_seen']:.1%}, "
               f"pseudo-unseen {calibration['valid_unseen']:.1%}, averaged)")
         torch.manual_seed(args.seed)  # the final head starts as it would have without the calibration run
-    trained_words = [name for name in seen.classes if name not in unseen]
+    trained_words = list(dict.fromkeys(name for name in seen.classes if name not in unseen))
     config = DeviseConfig(hidden=args.hidden, dropout=args.dropout, image_size=args.size, trained_words=trained_words,
                           seen_penalty=penalty)
     head = DeviseHead(config)
     learn = _learner(head, seen, targets, args,
                      cli.standard_callbacks(args, one_cycle(args.lr), budget=cli.time_budget(args)), accelerator)
     print(f"DeViSE head: {sum(p.numel() for p in head.parameters()) / 1e6:.2f}M parameters; {len(seen):,} training "
-          f"images of {len(seen.classes) - len(unseen)} classes (unseen: {', '.join(unseen)}); {len(test):,} test images")
+          f"images of {len(trained_words)} classes (unseen: {', '.join(unseen)}); {len(test):,} test images")
     started = time.perf_counter()
     history = cli.fit(learn, args)
     if history is None:
@@ -162,6 +183,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(json.dumps(scores))
     metrics = {"unseen": unseen, "test": scores, "history": history, "facts": card.train_facts(args, len(seen), seconds),
                "calibration": calibration}
+    if imagenet is not None:
+        metrics["imagenet"] = imagenet
     folder = cli.save(args, head, card.model_card(config, metrics), metrics, fp16=False)
     if folder is not None:
         words.save(folder)
@@ -191,12 +214,38 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(scores))
 
 
+def add_photos_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", required=True, help="weight folder (model.safetensors, config.json, vocabulary)")
+    parser.add_argument("--photos", required=True, nargs="+", help="folders or files of photos of one kind")
+    parser.add_argument("--words", required=True, help="comma-separated words to rank, e.g. raccoon,animal")
+    parser.add_argument("--limit", type=int, default=60, help="photos scored, the first in name order (default: %(default)s)")
+
+
+def cmd_photos(args: argparse.Namespace) -> None:
+    """Where given words rank among the whole vocabulary for photos of one kind, DeViSE beside ConSE (the tab's image
+    -> words on photos unlike CIFAR's); last line: JSON."""
+    from dl_core.devise.evaluate import word_ranks
+    from dl_core.devise.infer import DeviseSearcher
+    from dl_core.images import BadImage, load_rgb
+    from dl_core.photos import list_images
+
+    try:
+        searcher = DeviseSearcher.load(args.weights)
+        photos = [load_rgb(path).image for path in list_images(args.photos)[:args.limit]]
+        if not photos:
+            raise ValueError(f"no photos in {', '.join(args.photos)}")
+        print(json.dumps(word_ranks(searcher, photos, _unseen(args.words))))
+    except (OSError, ValueError, BadImage) as err:
+        raise SystemExit(f"devise.py photos: {err}") from None
+
+
 def cmd_card(args: argparse.Namespace) -> None:
     """Rewrite a weight folder's model card (README.md) from its config.json and metrics.json."""
     print(f"wrote {card.rewrite_card(args.weights)}")
 
 
 COMMANDS = {"train": (add_train_flags, cmd_train), "evaluate": (add_evaluate_flags, cmd_evaluate),
+            "photos": (add_photos_flags, cmd_photos),
             "card": (cli.add_card_flags, cmd_card)}
 
 

