@@ -32,7 +32,7 @@ ID = "devise"
 TITLE = "Lesson 11 · DeViSE"
 EXPLANATION = Path(__file__).with_suffix(".md").read_text(encoding="utf-8")
 NAME = "devise"
-TRAIN_COMMAND = "python train/devise.py train --out weights/devise"
+TRAIN_COMMAND = "python train/devise.py train --soft-weight 0.3 --out weights/devise"
 N_WORDS = 10
 N_IMAGES = 12
 MAX_UPLOADS = 48  # photos searched alongside the built-in collection, per request

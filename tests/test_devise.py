@@ -298,6 +298,12 @@ def test_saved_index_round_trips(tmp_path):
     assert loaded.words == words and loaded.index["t-shirt"] == 3
     assert loaded.vectors.dtype == torch.float32
     assert torch.allclose(loaded.vectors, original.vectors, atol=2e-3)  # fp16's rounding
+    written = (folder / "vectors.safetensors").read_bytes()
+    original.save(folder)  # the same index again: the file is left as it is (its bytes are not deterministic)
+    assert (folder / "vectors.safetensors").read_bytes() == written
+    changed = WordVectors(words, -original.vectors)
+    changed.save(folder)
+    assert torch.allclose(WordVectors.load(folder).vectors, changed.vectors, atol=2e-3)
     (folder / "words.txt").unlink()
     with pytest.raises(FileNotFoundError, match="no words.txt"):
         WordVectors.load(folder)

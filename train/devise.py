@@ -58,9 +58,11 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
                                                                  "(default: %(default)s)")
     parser.add_argument("--per-class", type=int, default=2500, help="training images per class, a seeded sample "
                                                                     "(default: %(default)s; CIFAR-10 has 5,000)")
-    parser.add_argument("--soft-weight", type=float, default=0.0, help="blend each target with the ImageNet "
-                                                                       "classifier's ConSE vector of the image, 0-1 "
-                                                                       "(default: %(default)s: the label's vector alone)")
+    parser.add_argument("--soft-weight", type=float, default=0.3, help="blend each target with the ImageNet "
+                                                                       "classifier's ConSE vector of the image, 0-1; 0: "
+                                                                       "the label's vector alone, as in the lesson "
+                                                                       "(default: %(default)s, the pseudo-unseen "
+                                                                       "validation's choice)")
     parser.add_argument("--hidden", type=int, default=1024, help="the head's hidden width (default: %(default)s)")
     parser.add_argument("--dropout", type=float, default=0.2, help="dropout before each linear layer (default: %(default)s)")
     parser.add_argument("--seen-penalty", default="auto", help="subtracted from the trained words' cosines when ranking: "

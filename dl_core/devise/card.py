@@ -92,7 +92,8 @@ def _targets(args: dict) -> str:
     if not weight:
         return "Targets: each image's label's word vector, as in the lesson."
     return (f"Targets: each image's label's word vector blended ({weight:.2f}) with the ImageNet classifier's view of "
-            "the image (its ConSE vector): a distillation stand-in for ImageNet's labels, which are not available here.")
+            "the image (its ConSE vector): a distillation stand-in for ImageNet's labels, which are not available here; "
+            "the weight is the one the pseudo-unseen validation below prefers (docs/experiments/devise-zero-shot.md).")
 
 
 def _calibration(config: DeviseConfig, calibration: dict | None, metrics_args: dict) -> str:

@@ -142,10 +142,23 @@ class WordVectors:
             raise ValueError(f"{bad!r} cannot be saved one word per line")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({"vectors": self.vectors.half().contiguous()}, str(folder / VECTORS_FILE),
+        vectors = self.vectors.half().contiguous()
+        if self._saved_in(folder, vectors):  # safetensors orders its metadata at random: equal files differ in bytes,
+            return folder                    # and a bundled folder's unchanged 10 MB would enter git history again
+        save_file({"vectors": vectors}, str(folder / VECTORS_FILE),
                   metadata={"format": "pt", "words": str(len(self)), "dim": str(self.dim)})
         (folder / WORDS_FILE).write_text("".join(word + "\n" for word in self.words), encoding="utf-8")
         return folder
+
+    def _saved_in(self, folder: Path, vectors: torch.Tensor) -> bool:
+        """Whether `folder` already holds exactly these words and fp16 vectors."""
+        from safetensors.torch import load_file
+
+        try:
+            same_words = (folder / WORDS_FILE).read_text(encoding="utf-8") == "".join(w + "\n" for w in self.words)
+            return same_words and torch.equal(load_file(str(folder / VECTORS_FILE))["vectors"], vectors)
+        except (OSError, KeyError, ValueError, RuntimeError):  # absent or unreadable: write it
+            return False
 
     @classmethod
     def load(cls, folder: str | Path) -> WordVectors:
