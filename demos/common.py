@@ -33,12 +33,15 @@ class LazyModel(Generic[T]):
     `check(value)`, when given, runs one small forward pass on what was loaded: a config edited so that the
     tensor shapes still load but the model no longer works (e.g. detection `grids` that no longer match the
     head) fails here, once, with an explanation, instead of in every request.
+    `prepare(value)`, when given, runs after the check and returns what the tab uses: the CPU fast path
+    (dl_core/fast.py), applied after the check so that the check's small input is never compiled for.
     Nothing is loaded at import or at app start, so one tab's missing weights cannot take down the others.
     """
 
     def __init__(self, name: str, loader: Callable[[str], T], train_command: str,
-                 check: Callable[[T], object] | None = None):
+                 check: Callable[[T], object] | None = None, prepare: Callable[[T], T] | None = None):
         self.name, self.loader, self.train_command, self.check = name, loader, train_command, check
+        self.prepare = prepare
         self._lock = threading.Lock()
         self._value: T | None = None
         self._error: str | None = None
@@ -58,7 +61,7 @@ class LazyModel(Generic[T]):
             value = self.loader(self.source.location)
             if self.check is not None:
                 self.check(value)
-            self._value = value
+            self._value = value if self.prepare is None else self.prepare(value)
         except Exception as err:  # noqa: BLE001 - any load failure becomes an explanation in the tab
             # shown inside a Markdown code span: a backtick in the message would end it early
             detail = "".join(traceback.format_exception_only(type(err), err)).strip().replace("`", "'")

@@ -86,8 +86,14 @@ def check_detector(model) -> None:
                                  f"zooms and ratios lay out {shape}. {RESTORE_HINT}")
 
 
+def _fast(model):
+    from dl_core.fast import speed_up_convnet
+
+    return speed_up_convnet(model)  # bf16 + torch.compile: photos are squashed to one input size, compiled once
+
+
 MODEL = LazyModel("detection", _load_detector, "python train/detect.py train --compare-bce --out weights/detection",
-                  check=check_detector)
+                  check=check_detector, prepare=_fast)
 
 
 def held_out_raccoon_photos(n: int = 6) -> list[str]:

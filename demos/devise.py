@@ -56,7 +56,14 @@ def _check(searcher) -> None:
         raise ValueError(f"the head gives {tuple(point.shape)} for 2 feature vectors")
 
 
-MODEL = LazyModel(NAME, _load, TRAIN_COMMAND, check=_check)
+def _fast(searcher):
+    from dl_core.fast import speed_up_convnet
+
+    speed_up_convnet(searcher.extractor)  # the backbone is the cost: bf16 + torch.compile, one input size
+    return searcher
+
+
+MODEL = LazyModel(NAME, _load, TRAIN_COMMAND, check=_check, prepare=_fast)
 
 
 _COLLECTION_LOCK = threading.Lock()  # two first requests at once would both embed 10,000 images

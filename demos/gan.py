@@ -78,8 +78,23 @@ def _check_cycle(generators) -> None:
         raise ValueError(f"the generator gives {tuple(out.shape)} for a 16x16 input")
 
 
-GENERATORS = {name: LazyModel(name, _load_generator, command, check=_check_generator) for name, command in WGAN_TRAIN.items()}
-CYCLE = {CYCLE_NAME: LazyModel(CYCLE_NAME, _load_cycle, CYCLE_TRAIN, check=_check_cycle)}
+def _fast_generator(generator):
+    from dl_core.fast import speed_up_convnet
+
+    return speed_up_convnet(generator)  # bf16 + torch.compile (a grid, a walk: a few batch sizes)
+
+
+def _fast_cycle(generators):
+    from dl_core.fast import speed_up_convnet
+
+    for direction in (generators.a_to_b, generators.b_to_a):  # what the tab calls; photos of any size: dynamic
+        speed_up_convnet(direction, dynamic=True)
+    return generators
+
+
+GENERATORS = {name: LazyModel(name, _load_generator, command, check=_check_generator, prepare=_fast_generator)
+              for name, command in WGAN_TRAIN.items()}
+CYCLE = {CYCLE_NAME: LazyModel(CYCLE_NAME, _load_cycle, CYCLE_TRAIN, check=_check_cycle, prepare=_fast_cycle)}
 
 
 # --- pure handlers: WGAN ---------------------------------------------------------------------------------------

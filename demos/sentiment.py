@@ -114,11 +114,22 @@ _SHORT = ("# one-line reviews: the IMDB LM fine-tuned on rt-polarity's text, the
 _NBSVM = ("python train/sentiment.py nbsvm --data ../shared/data/sentiment/rt-polarity.pos "
           "--extra-train ../shared/data/sentiment/aclImdb_v1.tar.gz --out weights/sentiment-nbsvm   # under a minute")
 
-CLASSIFIER = LazyModel("sentiment", _load_classifier, _PIPELINE, check=_check_classifier)
-BACKWARD = LazyModel("sentiment-bwd", _load_classifier, _BACKWARD, check=_check_classifier)  # optional: the forward model works alone
-SHORT = LazyModel("sentiment-rt", _load_classifier, _SHORT, check=_check_classifier)  # optional: without it IMDB's read everything
+def _fast(model):
+    """An int8 copy of a network's LSTMs for classifying and generating (dl_core/fast.py); the fp32 network stays
+    for integrated gradients, which need its gradients. An NBSVM is left as it is."""
+    import torch
+
+    from dl_core.fast import with_inference_copy
+    from dl_core.ulmfit.model import LanguageModel, TextClassifier
+
+    return with_inference_copy(model, (torch.nn.LSTM,)) if isinstance(model, (TextClassifier, LanguageModel)) else model
+
+
+CLASSIFIER = LazyModel("sentiment", _load_classifier, _PIPELINE, check=_check_classifier, prepare=_fast)
+BACKWARD = LazyModel("sentiment-bwd", _load_classifier, _BACKWARD, check=_check_classifier, prepare=_fast)  # optional: the forward model works alone
+SHORT = LazyModel("sentiment-rt", _load_classifier, _SHORT, check=_check_classifier, prepare=_fast)  # optional: without it IMDB's read everything
 SHORT_NBSVM = LazyModel("sentiment-nbsvm", _load_classifier, _NBSVM, check=_check_classifier)
-LM = LazyModel("sentiment-lm", _load_lm, _PIPELINE, check=_check_lm)
+LM = LazyModel("sentiment-lm", _load_lm, _PIPELINE, check=_check_lm, prepare=_fast)
 
 
 def _load_for_tab(name: str, required: bool):

@@ -54,10 +54,16 @@ GRAM_TITLE = "Gram matrices: the painting's (top) and the image's (bottom), per 
 LOSS_PLOT_TITLE = "Weighted losses per step"
 BUNDLED_NETWORKS_MARK = "<!-- bundled networks -->"  # style.md's place for what the bundled networks' metrics say
 
+def _fast_network(network):
+    from dl_core.fast import speed_up_convnet
+
+    return speed_up_convnet(network, dynamic=True)  # bf16 + torch.compile, one compile for photos of every size
+
+
 MODELS = {
     name: LazyModel(f"style-{name}", infer.load_network,
                     f"python train/style.py train --style {display_path(data_path('style', name.replace('woman_with_hat_matisse', 'woman-with-hat-matisse') + '.jpg'))} "
-                    f"--out weights/style-{name}   # or train/style_all.sh for all four")
+                    f"--out weights/style-{name}   # or train/style_all.sh for all four", prepare=_fast_network)
     for name in STYLES.values()
 }
 

@@ -8,6 +8,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("DL_COMPILE", "0")  # torch.compile costs 5-20 s per model and input shape; tests/test_fast.py compiles on purpose
 
 import pytest
 import torch
@@ -78,7 +79,7 @@ def fresh_model(monkeypatch, demo, folder=None, attr="MODEL"):
         monkeypatch.delenv(env, raising=False)
     else:
         monkeypatch.setenv(env, str(folder))
-    monkeypatch.setattr(demo, attr, LazyModel(old.name, old.loader, old.train_command, old.check))
+    monkeypatch.setattr(demo, attr, LazyModel(old.name, old.loader, old.train_command, old.check, old.prepare))
 
 
 def complete_folder_size(name: str) -> int:

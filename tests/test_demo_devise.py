@@ -21,7 +21,7 @@ WORDS = [*devise_tab.CIFAR_CLASSES, "boat", "sail", "water", "animal", "raccoon"
 def _swap_model(monkeypatch, folder) -> None:
     monkeypatch.setenv("HUB_REPO_DEVISE", str(folder))
     old = devise_tab.MODEL
-    monkeypatch.setattr(devise_tab, "MODEL", LazyModel(old.name, old.loader, old.train_command, old.check))
+    monkeypatch.setattr(devise_tab, "MODEL", LazyModel(old.name, old.loader, old.train_command, old.check, old.prepare))
 
 
 def _tiny_weights(tmp_path, monkeypatch) -> None:

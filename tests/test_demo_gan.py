@@ -21,7 +21,7 @@ CLIP = "weight clipping (the lesson's)"
 def _swap(monkeypatch, registry: dict, name: str, folder) -> None:
     monkeypatch.setenv(f"HUB_REPO_{name.upper().replace('-', '_')}", str(folder))
     old = registry[name]
-    monkeypatch.setitem(registry, name, LazyModel(name, old.loader, old.train_command, old.check))
+    monkeypatch.setitem(registry, name, LazyModel(name, old.loader, old.train_command, old.check, old.prepare))
 
 
 @pytest.fixture

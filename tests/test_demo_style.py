@@ -24,7 +24,7 @@ STARRY = "Starry Night (Van Gogh)"
 def _use_folder(monkeypatch, name: str, folder) -> None:
     old = style.MODELS[name]
     monkeypatch.setenv(f"HUB_REPO_{old.name.upper().replace('-', '_')}", str(folder))
-    monkeypatch.setitem(style.MODELS, name, LazyModel(old.name, old.loader, old.train_command, old.check))
+    monkeypatch.setitem(style.MODELS, name, LazyModel(old.name, old.loader, old.train_command, old.check, old.prepare))
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def bundled(monkeypatch):
             pytest.fail(f"the bundled weights weights/style-{name} are missing: run train/style_all.sh (see the README)")
         monkeypatch.delenv(f"HUB_REPO_STYLE_{name.upper()}", raising=False)
         old = style.MODELS[name]
-        monkeypatch.setitem(style.MODELS, name, LazyModel(old.name, old.loader, old.train_command, old.check))
+        monkeypatch.setitem(style.MODELS, name, LazyModel(old.name, old.loader, old.train_command, old.check, old.prepare))
 
 
 def _file(tmp_path, image: Image.Image, name: str, **save) -> str:

@@ -22,7 +22,7 @@ def tiny_networks(tmp_path, monkeypatch):
         save_model(net, tmp_path / name, card="card", metrics={"scores": {"CSet5": {"psnr": 31.0, "psnr_bicubic": 28.4}}})
         monkeypatch.setenv(f"HUB_REPO_{name.upper().replace('-', '_')}", str(tmp_path / name))
         old = sr_tab.NETWORKS[name]
-        monkeypatch.setitem(sr_tab.NETWORKS, name, LazyModel(name, old.loader, old.train_command, old.check))
+        monkeypatch.setitem(sr_tab.NETWORKS, name, LazyModel(name, old.loader, old.train_command, old.check, old.prepare))
 
 
 def _photo(tmp_path, size=(80, 60), name="photo.png"):
@@ -98,7 +98,7 @@ def test_missing_weights_explain_how_to_train_them_and_bicubic_still_shows(tmp_p
     for name in sr_tab.TRAIN:  # an empty folder: no config.json, no weights
         monkeypatch.setenv(f"HUB_REPO_{name.upper().replace('-', '_')}", str(tmp_path / "empty"))
         old = sr_tab.NETWORKS[name]
-        monkeypatch.setitem(sr_tab.NETWORKS, name, LazyModel(name, old.loader, old.train_command, old.check))
+        monkeypatch.setitem(sr_tab.NETWORKS, name, LazyModel(name, old.loader, old.train_command, old.check, old.prepare))
     view = sr_tab.enlarge_photo(_photo(tmp_path), "×4", sr_tab.TEST)
     assert view.bicubic is not None and view.pixel is None
     assert "python train/superres.py train --scale 4" in view.notes
@@ -108,7 +108,7 @@ def test_a_network_of_the_wrong_scale_is_refused_with_a_reason(tmp_path, monkeyp
     save_model(SrResnet(SuperResConfig(scale=2, nf=8, n_blocks=1)), tmp_path / "x2", card="card")
     monkeypatch.setenv("HUB_REPO_SUPERRES_X4", str(tmp_path / "x2"))
     old = sr_tab.NETWORKS["superres-x4"]
-    monkeypatch.setitem(sr_tab.NETWORKS, "superres-x4", LazyModel(old.name, old.loader, old.train_command, old.check))
+    monkeypatch.setitem(sr_tab.NETWORKS, "superres-x4", LazyModel(old.name, old.loader, old.train_command, old.check, old.prepare))
     view = sr_tab.enlarge_photo(_photo(tmp_path), "×4", sr_tab.ENLARGE)
     assert "expected a ×4 network" in view.notes
 

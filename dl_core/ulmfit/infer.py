@@ -22,6 +22,7 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from dl_core.fast import inference_copy
 from dl_core.ulmfit.model import LanguageModel, TextClassifier, concat_pool
 from dl_core.ulmfit.nbsvm import NBSVM
 from dl_core.text import RULE_TOKENS, TK_MAJ, TK_UP, Vocab, detokenize_with_rules, tokenize_with_rules
@@ -112,7 +113,7 @@ def reader_probabilities(model: ReaderModel, text: "PreparedText") -> torch.Tens
     """(C,) one model's probabilities for a prepared text: ids for a network, the words for an NBSVM."""
     if isinstance(model, NBSVM):
         return model.predict_proba([text.original_tokens])[0]
-    return model.predict_proba([text.ids])[0]
+    return inference_copy(model).predict_proba([text.ids])[0]  # its int8 copy where the app attached one
 
 
 def app_analyzer(load_classifier: Callable[[str, bool], ReaderModel | None], lm: LanguageModel | None = None) -> "SentimentAnalyzer":
@@ -254,5 +255,5 @@ class SentimentAnalyzer:
     def _need_lm(self) -> LanguageModel:
         if self.lm is None:
             raise RuntimeError("no language model loaded")
-        return self.lm
+        return inference_copy(self.lm)  # its int8 copy where the app attached one (no gradients are taken here)
 

@@ -1,0 +1,150 @@
+"""CPU fast paths for the app's models, from what PyTorch ships: the tab runs the shipped path, and
+`benchmarks/speed.py` times it against the same weights run as plain fp32 eager PyTorch.
+
+    speed_up_convnet(model)      # in place: bf16 autocast where the CPU multiplies bf16 natively, channels_last,
+                                 # torch.compile (inductor); outputs come back in float32, eager where compiling fails
+    speed_up_recurrent(model)    # a copy with int8 dynamic quantisation of its LSTM/GRU and Linear layers
+    fast_paths_enabled()         # False with DL_FAST_PATH=0: every model runs as plain fp32 eager (the reference)
+    compile_enabled()            # False with DL_COMPILE=0: bf16 and layouts stay, torch.compile is skipped (the
+                                 # tests set it: each compile costs 5-20 s of CPU, once per model and input shape)
+
+Why these: a batch-1 conv net on 2 cores is bound by memory traffic and by the many small element-wise ops between
+its convolutions. bf16 halves the bytes (AVX512-BF16 / AMX multiply them natively), channels_last is oneDNN's own
+layout, and inductor fuses the element-wise ops into the convolutions' neighbours. Recurrent layers at batch 1 are
+matrix-vector products bound by reading the weights: int8 reads a quarter of the bytes (fbgemm, VNNI).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def fast_paths_enabled() -> bool:
+    """The app's default; DL_FAST_PATH=0 runs every model as plain fp32 eager PyTorch (to compare, or to debug)."""
+    return os.environ.get("DL_FAST_PATH", "1") != "0"
+
+
+def compile_enabled() -> bool:
+    """Whether speed_up_convnet compiles by default; DL_COMPILE=0 skips it (bf16 and channels_last stay)."""
+    return os.environ.get("DL_COMPILE", "1") != "0"
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX): elsewhere bf16 is emulated, and slower."""
+    return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+                or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+
+
+@dataclass
+class FastPath:
+    """What was applied to a model, for the tab's notes and the benchmark's table."""
+    bf16: bool = False
+    channels_last: bool = False
+    compiled: bool = False
+    int8: bool = False
+    fallback: str = ""  # why compiling was abandoned, if it was
+
+    def describe(self) -> str:
+        parts = [name for name, on in (("bf16", self.bf16), ("channels_last", self.channels_last),
+                                       ("torch.compile", self.compiled), ("int8 dynamic", self.int8)) if on]
+        text = " + ".join(parts) or "fp32 eager"
+        return f"{text} (compile failed, eager: {self.fallback})" if self.fallback else text
+
+
+def _float32(output):
+    """bf16 tensors in a (nested) output back to float32, so callers see what the fp32 model gives."""
+    if isinstance(output, torch.Tensor):
+        return output.float() if output.dtype == torch.bfloat16 else output
+    if isinstance(output, tuple) and hasattr(output, "_fields"):  # a namedtuple
+        return type(output)(*(_float32(o) for o in output))
+    if isinstance(output, (tuple, list)):
+        return type(output)(_float32(o) for o in output)
+    if isinstance(output, dict):
+        return {k: _float32(v) for k, v in output.items()}
+    return output
+
+
+def speed_up_convnet(model: nn.Module, bf16: bool | None = None, compile: bool | None = None,
+                     channels_last: bool = True, dynamic: bool | None = None) -> nn.Module:
+    """Give an eval-mode conv net the CPU fast path, in place (its methods, state_dict and class stay as they are:
+    only its forward is wrapped). bf16: autocast to bf16 (default: where native). compile: torch.compile its forward
+    for inference (default: unless DL_COMPILE=0; calls with gradients enabled run the eager bf16 forward); dynamic:
+    torch.compile's (True for inputs of many sizes: one compile for all of them). Returns the model,
+    with `model.fast_path` (a FastPath) saying what was applied. Does nothing with DL_FAST_PATH=0."""
+    if not fast_paths_enabled() or hasattr(model, "fast_path"):
+        model.__dict__.setdefault("fast_path", FastPath())
+        return model
+    bf16 = native_bf16() if bf16 is None else bf16
+    compile = compile_enabled() if compile is None else compile
+    model.eval()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    eager_forward = model.forward
+    path = FastPath(bf16=bf16, channels_last=channels_last, compiled=compile)
+
+    def autocast_forward(*args, **kwargs):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return _float32(eager_forward(*args, **kwargs))
+
+    compiled_forward = torch.compile(autocast_forward, dynamic=dynamic) if compile else None
+    lock = threading.Lock()  # the first call compiles; two requests at once must not both do it
+
+    def forward(*args, **kwargs):
+        nonlocal compiled_forward
+        if compiled_forward is not None and not torch.is_grad_enabled():
+            try:
+                with lock:
+                    return compiled_forward(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - inductor's failures (no C++ compiler, an unsupported op) are
+                # many types; the eager forward computes the same thing, so the tab keeps working, a little slower
+                log.warning("torch.compile failed for %s, running eager: %s", type(model).__name__, err)
+                path.compiled, path.fallback, compiled_forward = False, f"{type(err).__name__}", None
+        return autocast_forward(*args, **kwargs)
+
+    model.forward = forward
+    model.fast_path = path
+    return model
+
+
+RECURRENT_LAYERS = (nn.LSTM, nn.GRU, nn.Linear)
+
+
+def speed_up_recurrent(model: nn.Module, layers: tuple[type[nn.Module], ...] = RECURRENT_LAYERS) -> nn.Module:
+    """A copy of an eval-mode recurrent model with int8 dynamic quantisation of its `layers` (weights int8,
+    activations quantised per call); `model.fast_path` says so. The model itself with DL_FAST_PATH=0.
+    (A quantised Linear's `weight` is a method, not a tensor: leave Linear out where code reads `.weight`.)"""
+    if not fast_paths_enabled():
+        model.__dict__.setdefault("fast_path", FastPath())
+        return model
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization's notice; it still ships
+        quantized = quantize_dynamic(model.eval(), set(layers), dtype=torch.qint8, inplace=False)
+    quantized.fast_path = FastPath(int8=True)
+    return quantized
+
+
+def with_inference_copy(model: nn.Module, layers: tuple[type[nn.Module], ...] = RECURRENT_LAYERS) -> nn.Module:
+    """The fp32 model, carrying an int8 copy (speed_up_recurrent) for the calls that need no gradients (classify,
+    generate), while what needs them (integrated gradients) keeps the fp32 model. The copy is not a submodule:
+    the model's state_dict and parameters stay its own. `inference_copy(model)` picks it."""
+    if fast_paths_enabled():
+        object.__setattr__(model, "_inference_copy", speed_up_recurrent(model, layers))
+    return model
+
+
+def inference_copy(model):
+    """The int8 copy `with_inference_copy` attached, else the model itself (an NBSVM, a reference run)."""
+    return getattr(model, "__dict__", {}).get("_inference_copy", model)

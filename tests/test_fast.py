@@ -1,0 +1,116 @@
+"""The CPU fast paths (dl_core/fast.py): the same answers as plain fp32 eager within bf16's or int8's rounding, the
+model's methods and weights untouched, torch.compile's failures falling back to eager, and the switch that turns it
+all off. How much faster is benchmarks/speed.py's business, not a test's."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+from dl_core import fast
+
+
+class TinyConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+
+    def forward(self, x):
+        return self.body(x), {"mean": x.mean()}
+
+    def describe(self) -> str:  # a method of the model's own, which the fast path must keep
+        return "tiny"
+
+
+def _pair(**kwargs):
+    torch.manual_seed(0)
+    reference = TinyConvNet().eval()
+    model = TinyConvNet().eval()
+    model.load_state_dict(reference.state_dict())
+    return reference, fast.speed_up_convnet(model, **kwargs)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_the_eager_fast_path_gives_fp32_outputs_close_to_the_reference(bf16):
+    reference, model = _pair(bf16=bf16, compile=False)
+    x = torch.rand(2, 3, 16, 16)
+    with torch.inference_mode():
+        expected, _ = reference(x)
+        out, extra = model(x)
+    assert out.dtype == torch.float32 and out.shape == expected.shape and extra["mean"].dtype == torch.float32
+    assert torch.allclose(out, expected, atol=3e-2 if bf16 else 1e-5)
+    assert model.describe() == "tiny" and set(model.state_dict()) == set(reference.state_dict())
+    assert model.fast_path.describe().startswith("bf16 + channels_last" if bf16 else "channels_last")
+
+
+def test_the_compiled_path_matches_and_gradients_still_flow_through_the_eager_one():
+    reference, model = _pair(bf16=False, compile=True)
+    x = torch.rand(1, 3, 12, 12)
+    with torch.inference_mode():
+        assert torch.allclose(model(x)[0], reference(x)[0], atol=1e-5)
+    assert model.fast_path.compiled and not model.fast_path.fallback
+    image = torch.rand(1, 3, 12, 12, requires_grad=True)  # a Gatys-style call: gradients to the input
+    model(image)[0].sum().backward()
+    assert image.grad is not None and image.grad.abs().sum() > 0
+
+
+def test_a_compile_failure_falls_back_to_eager_once_with_a_warning(monkeypatch, caplog):
+    def broken_compile(fn, **kwargs):
+        def compiled(*args, **kw):
+            raise RuntimeError("no C++ compiler")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    reference, model = _pair(bf16=False, compile=True)
+    x = torch.rand(1, 3, 8, 8)
+    with caplog.at_level(logging.WARNING, logger="dl_core.fast"), torch.inference_mode():
+        first, second = model(x)[0], model(x)[0]
+    assert torch.allclose(first, reference(x)[0].detach(), atol=1e-5) and torch.equal(first, second)
+    assert sum("torch.compile failed" in r.message for r in caplog.records) == 1
+    assert model.fast_path.fallback == "RuntimeError" and not model.fast_path.compiled
+    assert "compile failed, eager: RuntimeError" in model.fast_path.describe()
+
+
+def test_dl_fast_path_0_leaves_the_model_as_plain_fp32_eager(monkeypatch):
+    monkeypatch.setenv("DL_FAST_PATH", "0")
+    model = TinyConvNet().eval()
+    assert fast.speed_up_convnet(model) is model and "forward" not in model.__dict__
+    assert model.fast_path.describe() == "fp32 eager"
+    lstm = nn.LSTM(4, 4)
+    assert fast.speed_up_recurrent(lstm) is lstm
+
+
+def test_dl_compile_0_keeps_bf16_and_skips_compiling(monkeypatch):
+    monkeypatch.setenv("DL_COMPILE", "0")
+    _, model = _pair(bf16=True)
+    assert not model.fast_path.compiled and model.fast_path.bf16
+
+
+class TinyRecurrent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.lstm = nn.LSTM(16, 32, batch_first=True)
+        self.gru = nn.GRU(32, 32, batch_first=True)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, ids):
+        x, _ = self.lstm(self.embed(ids))
+        x, _ = self.gru(x)
+        return self.head(x[:, -1])
+
+
+def test_int8_dynamic_quantisation_swaps_the_recurrent_and_linear_layers_and_stays_close():
+    torch.manual_seed(0)
+    model = TinyRecurrent().eval()
+    quantized = fast.speed_up_recurrent(model)
+    assert quantized is not model and isinstance(model.lstm, nn.LSTM)  # the original is untouched
+    kinds = {type(m).__module__ + "." + type(m).__name__ for m in quantized.modules()}
+    assert {"torch.ao.nn.quantized.dynamic.modules.rnn.LSTM", "torch.ao.nn.quantized.dynamic.modules.rnn.GRU",
+            "torch.ao.nn.quantized.dynamic.modules.linear.Linear"} <= kinds
+    ids = torch.randint(0, 50, (3, 20))
+    with torch.inference_mode():
+        expected, got = model(ids), quantized(ids)
+    assert torch.allclose(got, expected, atol=0.05) and quantized.fast_path.describe() == "int8 dynamic"
