@@ -80,6 +80,12 @@ class LazyModel(Generic[T]):
         return self.source.note if self.source else ""
 
 
+def compile_note(model) -> str:
+    """After the request whose call compiled `model` (dl_core/fast.py), a note saying the time it shows includes that."""
+    path = getattr(model, "fast_path", None)
+    return path.compile_note() if path is not None else ""
+
+
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 
 

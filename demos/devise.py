@@ -24,6 +24,7 @@ from demos.common import (
     bundled_photos,
     checked_number,
     code_span,
+    compile_note,
     folder_metrics,
 )
 from dl_core.paths import WEIGHTS_DIR
@@ -216,6 +217,8 @@ def image_to_words(photo, scope="all 100k words", penalty=None):
         notes.append(NO_BUILTIN)
     if MODEL.note:
         notes.append(MODEL.note)
+    if compiled := compile_note(searcher.extractor):
+        notes.append(compiled)
     text = (f"Backbone {backbone_ms:.0f} ms, nearest of {len(searcher.words):,} words {words_ms:.1f} ms. As a CIFAR-10 "
             f"label (nearest class name, trained names penalised by {penalty:.2f}): **{label}**.")
     return (_words_table(words), _words_table(searcher.classifier_top(logits[0])), _class_plot(scores, penalty),

@@ -22,6 +22,7 @@ from demos.common import (
     RawSlider,
     bundled_photos,
     checked_number,
+    compile_note,
     folder_metrics,
 )
 from dl_core.paths import data_path
@@ -365,6 +366,7 @@ def translate(photo, direction=DAY_TO_DUSK):
     text = (f"{direction}: {width}×{height} px, both generators in {ms:.0f} ms. The cycle error is |reconstruction − "
             f"photo|, mean **{error.mean():.3f}** on a 0–1 scale (bright = up to 0.25): the cycle loss trained it down; "
             "where it stays high, the translation threw away something it could not invent back.")
+    notes += [note for note in (compile_note(forward), compile_note(backward)) if note][:1]
     return to_pil(fake), to_pil(back), heat, "\n\n".join([*(f"ℹ️ {note}" for note in notes), text])
 
 

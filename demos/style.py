@@ -13,7 +13,8 @@ from typing import Iterator
 import gradio as gr
 
 from demos.common import (
-    ImageFile, InvalidSetting, LazyModel, ModelUnavailable, RawSlider, StopSignal, bundled_photos, checked_number, folder_metrics,
+    ImageFile, InvalidSetting, LazyModel, ModelUnavailable, RawSlider, StopSignal, bundled_photos, checked_number, compile_note,
+    folder_metrics,
 )
 from dl_core.paths import WEIGHTS_DIR, data_path, display_path
 from dl_core.perceptual import DEFAULT_LAYERS, GRAM_LAYERS, VGG16_TAPS
@@ -171,6 +172,8 @@ def stylise_photo(photo, style: str, size: int = 512) -> InstantView:
         out = model(image)
     h, w = image.shape[-2:]
     notes.insert(0, f"{w}×{h} px in {1000 * (time.perf_counter() - start):.0f} ms: one forward pass, timed just now on this server.")
+    if compiled := compile_note(model):
+        notes.insert(1, compiled)
     if versus_live := heldout_comparison(MODELS[name]):
         notes.insert(1, versus_live)
     return InstantView(to_image(out), painting, "\n\n".join(notes))

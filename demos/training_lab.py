@@ -68,7 +68,7 @@ def _check_classifier(model) -> None:
 def _fast(model):
     from dl_core.fast import speed_up_convnet
 
-    return speed_up_convnet(model)  # bf16 + torch.compile: 32-px images, one shape
+    return speed_up_convnet(model, methods=("stages",))  # bf16 + torch.compile of what forward and the tab both call
 
 
 MODEL = LazyModel("darknet-cifar10", _load_classifier, TRAIN_COMMAND, check=_check_classifier, prepare=_fast)

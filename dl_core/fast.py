@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +53,12 @@ class FastPath:
     compiled: bool = False
     int8: bool = False
     fallback: str = ""  # why compiling was abandoned, if it was
+    compile_seconds: float = 0.0  # how long the first compiled call took (it compiles), not yet reported
+
+    def compile_note(self) -> str:
+        """Once, after the call that compiled: a note for the timing a tab shows (which that call inflated)."""
+        seconds, self.compile_seconds = self.compile_seconds, 0.0
+        return f"This first run also compiled the network for this CPU ({seconds:.0f} s, once)." if seconds else ""
 
     def describe(self) -> str:
         parts = [name for name, on in (("bf16", self.bf16), ("channels_last", self.channels_last),
@@ -74,11 +81,14 @@ def _float32(output):
 
 
 def speed_up_convnet(model: nn.Module, bf16: bool | None = None, compile: bool | None = None,
-                     channels_last: bool = True, dynamic: bool | None = None) -> nn.Module:
+                     channels_last: bool = True, dynamic: bool | None = None,
+                     methods: tuple[str, ...] = ("forward",)) -> nn.Module:
     """Give an eval-mode conv net the CPU fast path, in place (its methods, state_dict and class stay as they are:
-    only its forward is wrapped). bf16: autocast to bf16 (default: where native). compile: torch.compile its forward
+    only the `methods` are wrapped). bf16: autocast to bf16 (default: where native). compile: torch.compile its forward
     for inference (default: unless DL_COMPILE=0; calls with gradients enabled run the eager bf16 forward); dynamic:
-    torch.compile's (True for inputs of many sizes: one compile for all of them). Returns the model,
+    torch.compile's (True for inputs of many sizes: one compile for all of them); methods: which of the model's
+    methods to wrap (e.g. DarkNet's `stages`, which its forward calls, and the tab too: wrap that alone, not both).
+    Returns the model,
     with `model.fast_path` (a FastPath) saying what was applied. Does nothing with DL_FAST_PATH=0."""
     if not fast_paths_enabled() or hasattr(model, "fast_path"):
         model.__dict__.setdefault("fast_path", FastPath())
@@ -88,34 +98,44 @@ def speed_up_convnet(model: nn.Module, bf16: bool | None = None, compile: bool |
     model.eval()
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    eager_forward = model.forward
     path = FastPath(bf16=bf16, channels_last=channels_last, compiled=compile)
-
-    def autocast_forward(*args, **kwargs):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            return _float32(eager_forward(*args, **kwargs))
-
-    compiled_forward = torch.compile(autocast_forward, dynamic=dynamic) if compile else None
-    lock = threading.Lock()  # the first call compiles; two requests at once must not both do it
-
-    def forward(*args, **kwargs):
-        nonlocal compiled_forward
-        if compiled_forward is not None and not torch.is_grad_enabled():
-            try:
-                with lock:
-                    return compiled_forward(*args, **kwargs)
-            except Exception as err:  # noqa: BLE001 - inductor's failures (no C++ compiler, an unsupported op) are
-                # many types; the eager forward computes the same thing, so the tab keeps working, a little slower
-                log.warning("torch.compile failed for %s, running eager: %s", type(model).__name__, err)
-                path.compiled, path.fallback, compiled_forward = False, f"{type(err).__name__}", None
-        return autocast_forward(*args, **kwargs)
-
-    model.forward = forward
+    for name in methods:
+        setattr(model, name, _fast_method(model, getattr(model, name), path, bf16, compile, dynamic))
     model.fast_path = path
     return model
 
 
 RECURRENT_LAYERS = (nn.LSTM, nn.GRU, nn.Linear)
+
+
+def _fast_method(model: nn.Module, eager, path: FastPath, bf16: bool, compile: bool, dynamic: bool | None):
+    """`eager` (a bound method of `model`) under bf16 autocast with float32 outputs, compiled for inference."""
+
+    def autocast_call(*args, **kwargs):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return _float32(eager(*args, **kwargs))
+
+    compiled = torch.compile(autocast_call, dynamic=dynamic) if compile else None
+    lock = threading.Lock()  # the first call compiles; two requests at once must not both do it
+    first = True
+
+    def call(*args, **kwargs):
+        nonlocal compiled, first
+        if compiled is not None and not torch.is_grad_enabled():
+            try:
+                with lock:
+                    started = time.perf_counter()
+                    out = compiled(*args, **kwargs)
+                    if first:
+                        path.compile_seconds, first = time.perf_counter() - started, False
+                    return out
+            except Exception as err:  # noqa: BLE001 - inductor's failures (no C++ compiler, an unsupported op) are
+                # many types; the eager call computes the same thing, so the tab keeps working, a little slower
+                log.warning("torch.compile failed for %s, running eager: %s", type(model).__name__, err)
+                path.compiled, path.fallback, compiled = False, type(err).__name__, None
+        return autocast_call(*args, **kwargs)
+
+    return call
 
 
 def speed_up_recurrent(model: nn.Module, layers: tuple[type[nn.Module], ...] = RECURRENT_LAYERS) -> nn.Module:
@@ -129,8 +149,9 @@ def speed_up_recurrent(model: nn.Module, layers: tuple[type[nn.Module], ...] = R
 
     from torch.ao.quantization import quantize_dynamic
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization's notice; it still ships
+    with warnings.catch_warnings():  # torch.ao.quantization's deprecation notices: it still ships, and works
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
         quantized = quantize_dynamic(model.eval(), set(layers), dtype=torch.qint8, inplace=False)
     quantized.fast_path = FastPath(int8=True)
     return quantized

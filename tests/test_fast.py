@@ -17,6 +17,9 @@ class TinyConvNet(nn.Module):
         super().__init__()
         self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
 
+    def features(self, x):
+        return self.body[:3](x)
+
     def forward(self, x):
         return self.body(x), {"mean": x.mean()}
 
@@ -51,6 +54,8 @@ def test_the_compiled_path_matches_and_gradients_still_flow_through_the_eager_on
     with torch.inference_mode():
         assert torch.allclose(model(x)[0], reference(x)[0], atol=1e-5)
     assert model.fast_path.compiled and not model.fast_path.fallback
+    note = model.fast_path.compile_note()  # once, for the call that compiled
+    assert note.startswith("This first run also compiled the network") and model.fast_path.compile_note() == ""
     image = torch.rand(1, 3, 12, 12, requires_grad=True)  # a Gatys-style call: gradients to the input
     model(image)[0].sum().backward()
     assert image.grad is not None and image.grad.abs().sum() > 0
@@ -80,6 +85,19 @@ def test_dl_fast_path_0_leaves_the_model_as_plain_fp32_eager(monkeypatch):
     assert model.fast_path.describe() == "fp32 eager"
     lstm = nn.LSTM(4, 4)
     assert fast.speed_up_recurrent(lstm) is lstm
+
+
+def test_another_method_can_be_sped_up_alone():
+    torch.manual_seed(0)
+    reference, model = TinyConvNet().eval(), TinyConvNet().eval()
+    model.load_state_dict(reference.state_dict())
+    fast.speed_up_convnet(model, bf16=True, compile=False, methods=("features",))
+    x = torch.rand(1, 3, 8, 8)
+    with torch.inference_mode():
+        features = model.features(x)
+        assert features.dtype == torch.float32 and torch.allclose(features, reference.features(x), atol=3e-2)
+        assert torch.allclose(model(x)[0], reference(x)[0], atol=1e-5)  # forward was left as it was: fp32
+    assert "forward" not in model.__dict__ and "features" in model.__dict__
 
 
 def test_dl_compile_0_keeps_bf16_and_skips_compiling(monkeypatch):

@@ -9,7 +9,6 @@ import torch
 from PIL import Image, ImageDraw
 
 from dl_core.cifar.model import Darknet
-from dl_core.cifar.training import predict_probs
 from dl_core.hub import load_model
 
 CHANNELS_SHOWN = 6  # per stage: the most active channels
@@ -39,9 +38,11 @@ class Classified:
 def classify(model: Darknet, image: Image.Image, tta: bool = True) -> Classified:
     """Class probabilities (averaged with the mirror image when `tta`) and every stage's activations."""
     x = to_network_input(image, model.config.image_size)
-    probs = predict_probs(model, x, tta=tta)[0]
+    batch = torch.cat([x, x.flip(-1)]) if tta else x  # one pass: the stages shown are the plain image's
+    stages = model.stages(batch)
+    probs = model.head(model.pool(stages[-1]).flatten(1)).float().softmax(-1).mean(0)  # Darknet.forward's head
     order = probs.argsort(descending=True).tolist()
-    stages = [s[0] for s in model.stages(x)]
+    stages = [s[0] for s in stages]
     shown = Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     return Classified({model.config.classes[i]: float(probs[i]) for i in order}, shown, stages)
 
