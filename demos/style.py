@@ -70,7 +70,7 @@ MODELS = {
 
 
 def extractor_for(settings: dict):
-    return feature_extractor(settings["backbone"], settings["smoothing"], settings["temperature"])
+    return infer.fast_copy(feature_extractor(settings["backbone"], settings["smoothing"], settings["temperature"]))
 
 
 def sample_photos() -> list[str]:

@@ -94,6 +94,21 @@ class EfficientNetLite0(nn.Module):
         x = self.act(self._bn1(self._conv_head(x)))
         return self._fc(x.mean((2, 3)))  # (B, 1000) ImageNet logits
 
+    def fold_batchnorm(self) -> "EfficientNetLite0":
+        """Every batch norm folded into its convolution, in place (a frozen network only: the statistics become
+        weights): the same function with a third fewer ops. Returns self."""
+        from dl_core.fast import fold_batchnorm
+
+        self._bn0 = fold_batchnorm(self._conv_stem, self._bn0)
+        for block in self._blocks:
+            if block.has_expand:
+                block._bn0 = fold_batchnorm(block._expand_conv, block._bn0)
+            block._bn1 = fold_batchnorm(block._depthwise_conv, block._bn1)
+            block._bn2 = fold_batchnorm(block._project_conv, block._bn2)
+        if hasattr(self, "_bn1"):  # the ImageNet head (FeatureExtractor-style copies may have dropped it)
+            self._bn1 = fold_batchnorm(self._conv_head, self._bn1)
+        return self
+
 
 def imagenet_weights_path() -> Path:
     try:

