@@ -12,6 +12,8 @@ Why these: a batch-1 conv net on 2 cores is bound by memory traffic and by the m
 its convolutions. bf16 halves the bytes (AVX512-BF16 / AMX multiply them natively), channels_last is oneDNN's own
 layout, and inductor fuses the element-wise ops into the convolutions' neighbours. Recurrent layers at batch 1 are
 matrix-vector products bound by reading the weights: int8 reads a quarter of the bytes (fbgemm, VNNI).
+torch.compile needs a C++ compiler where it runs (on a Space, packages.txt installs g++); without one the eager
+bf16 path runs, and the tab works the same, a little slower.
 """
 from __future__ import annotations
 
