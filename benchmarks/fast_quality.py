@@ -20,13 +20,12 @@ from typing import Callable
 
 import torch
 
+from benchmarks.speed import pair
 from dl_core.paths import WEIGHTS_DIR, data_path
 
 
 def _pair(lazy, name: str):
-    reference = lazy.loader(str(WEIGHTS_DIR / name))
-    shipped = lazy.prepare(lazy.loader(str(WEIGHTS_DIR / name)))
-    return reference, shipped
+    return pair(lazy, WEIGHTS_DIR / name)
 
 
 def darknet() -> list[dict]:

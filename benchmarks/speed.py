@@ -48,7 +48,7 @@ def _photo(name: str = "chelsea-the-cat.jpg", size: tuple[int, int] | None = Non
     return image.resize(size, Image.BICUBIC) if size else image
 
 
-def _pair(lazy, folder: Path):
+def pair(lazy, folder: Path):
     """(reference, shipped) from a tab's LazyModel: its loader's output as it is, and after its `prepare`."""
     reference = lazy.loader(str(folder))
     shipped = lazy.loader(str(folder))
@@ -69,7 +69,7 @@ def detection_paths() -> list[TabPath]:
     from demos import detection as tab
     from dl_core.detection.infer import detect_photo
 
-    reference, shipped = _pair(tab.MODEL, WEIGHTS_DIR / "detection")
+    reference, shipped = pair(tab.MODEL, WEIGHTS_DIR / "detection")
     photo = _photo()
     return [TabPath("detect", "SSD on a photo, end to end (resize, network, decode, NMS)",
                   lambda: detect_photo(reference, photo), lambda: detect_photo(shipped, photo), describe(shipped), 150)]
@@ -79,7 +79,7 @@ def sentiment_paths() -> list[TabPath]:
     from demos import sentiment as tab
     from dl_core.ulmfit.infer import SentimentAnalyzer
 
-    pairs = {lazy.name: _pair(lazy, WEIGHTS_DIR / lazy.name) for lazy in (tab.CLASSIFIER, tab.BACKWARD, tab.LM)}
+    pairs = {lazy.name: pair(lazy, WEIGHTS_DIR / lazy.name) for lazy in (tab.CLASSIFIER, tab.BACKWARD, tab.LM)}
     reference = SentimentAnalyzer([pairs["sentiment"][0], pairs["sentiment-bwd"][0]], pairs["sentiment-lm"][0])
     shipped = SentimentAnalyzer([pairs["sentiment"][1], pairs["sentiment-bwd"][1]], pairs["sentiment-lm"][1])
     text = REVIEW * 12
@@ -118,7 +118,7 @@ def translation_paths() -> list[TabPath]:
 def devise_paths() -> list[TabPath]:
     from demos import devise as tab
 
-    reference, shipped = _pair(tab.MODEL, WEIGHTS_DIR / "devise")
+    reference, shipped = pair(tab.MODEL, WEIGHTS_DIR / "devise")
     photo = _photo()
 
     def words(searcher):
@@ -132,14 +132,14 @@ def devise_paths() -> list[TabPath]:
 def gan_paths() -> list[TabPath]:
     from demos import gan as tab
 
-    ref_cycle, ship_cycle = _pair(tab.CYCLE[tab.CYCLE_NAME], WEIGHTS_DIR / tab.CYCLE_NAME)
+    ref_cycle, ship_cycle = pair(tab.CYCLE[tab.CYCLE_NAME], WEIGHTS_DIR / tab.CYCLE_NAME)
     street = torch.rand(1, 3, 360, 480) * 2 - 1
 
     def both(generators):
         with torch.inference_mode():
             return generators.b_to_a(generators.a_to_b(street))
 
-    ref_gen, ship_gen = _pair(tab.GENERATORS["wgan-gp-flowers"], WEIGHTS_DIR / "wgan-gp-flowers")
+    ref_gen, ship_gen = pair(tab.GENERATORS["wgan-gp-flowers"], WEIGHTS_DIR / "wgan-gp-flowers")
     noise = torch.randn(16, ref_gen.config.nz, generator=torch.Generator().manual_seed(0))
 
     def grid(generator):
@@ -156,7 +156,7 @@ def lab_paths() -> list[TabPath]:
     from demos import training_lab as tab
     from dl_core.cifar.infer import classify
 
-    reference, shipped = _pair(tab.MODEL, WEIGHTS_DIR / "darknet-cifar10")
+    reference, shipped = pair(tab.MODEL, WEIGHTS_DIR / "darknet-cifar10")
     photo = _photo()
     return [TabPath("lab_classify", "DarkNet on a photo at 32 px, with flip TTA", lambda: classify(reference, photo),
                   lambda: classify(shipped, photo), describe(shipped), None)]
@@ -166,7 +166,7 @@ def style_paths() -> list[TabPath]:
     from demos import style as tab
     from dl_core.style import infer
 
-    reference, shipped = _pair(tab.MODELS["starry_night"], WEIGHTS_DIR / "style-starry_night")
+    reference, shipped = pair(tab.MODELS["starry_night"], WEIGHTS_DIR / "style-starry_night")
     photo = torch.rand(1, 3, 512, 512)
 
     def instant(network):
@@ -196,7 +196,7 @@ def segmentation_paths() -> list[TabPath]:
     from demos import segmentation as tab
     from dl_core.segmentation.infer import segment
 
-    reference, shipped = _pair(tab.UNET, WEIGHTS_DIR / "segmentation")
+    reference, shipped = pair(tab.UNET, WEIGHTS_DIR / "segmentation")
     reference = reference.to(memory_format=torch.contiguous_format)  # the loader lays it out channels_last
     photo = _photo("camera.jpg", (480, 360))
     return [TabPath("segment", "U-Net on a 480x360 photo", lambda: segment(reference, photo),
@@ -207,7 +207,7 @@ def superres_paths() -> list[TabPath]:
     from demos import superres as tab
     from dl_core.superres.infer import enlarge
 
-    reference, shipped = _pair(tab.NETWORKS["superres-x4"], WEIGHTS_DIR / "superres-x4")
+    reference, shipped = pair(tab.NETWORKS["superres-x4"], WEIGHTS_DIR / "superres-x4")
     reference = reference.to(memory_format=torch.contiguous_format)
     photo = _photo(size=(120, 90))
     return [TabPath("enlarge", "x4 super-resolution of a 120x90 photo", lambda: enlarge(reference, photo, fast=False),

@@ -90,12 +90,9 @@ def _fast(model):
     from dl_core.backbones import EfficientNetLite0Features
     from dl_core.fast import speed_up_convnet
 
-    folded = isinstance(model.backbone, EfficientNetLite0Features)
-    if folded:  # frozen at inference: its batch norms become the convolutions' weights
+    if isinstance(model.backbone, EfficientNetLite0Features):  # frozen at inference: its batch norms become weights
         model.backbone.net.fold_batchnorm()
-    speed_up_convnet(model)  # bf16 + torch.compile: photos are squashed to one input size, compiled once
-    model.fast_path.folded_batchnorm = folded
-    return model
+    return speed_up_convnet(model)  # bf16 + torch.compile: photos are squashed to one input size, compiled once
 
 
 MODEL = LazyModel("detection", _load_detector, "python train/detect.py train --compare-bce --out weights/detection",

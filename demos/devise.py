@@ -62,7 +62,6 @@ def _fast(searcher):
 
     searcher.extractor.net.fold_batchnorm()  # frozen: its batch norms become the convolutions' weights
     speed_up_convnet(searcher.extractor)  # the backbone is the cost: bf16 + torch.compile, one input size
-    searcher.extractor.fast_path.folded_batchnorm = True
     return searcher
 
 

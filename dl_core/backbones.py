@@ -107,6 +107,7 @@ class EfficientNetLite0(nn.Module):
             block._bn2 = fold_batchnorm(block._project_conv, block._bn2)
         if hasattr(self, "_bn1"):  # the ImageNet head (FeatureExtractor-style copies may have dropped it)
             self._bn1 = fold_batchnorm(self._conv_head, self._bn1)
+        self.batchnorm_folded = True  # what dl_core.fast.batchnorm_folded reads, for the fast path's description
         return self
 
 

@@ -92,8 +92,8 @@ def speed_up_convnet(model: nn.Module, bf16: bool | None = None, compile: bool |
     for inference (default: unless DL_COMPILE=0; calls with gradients enabled run the eager bf16 forward); dynamic:
     torch.compile's (True for inputs of many sizes: one compile for all of them); methods: which of the model's
     methods to wrap (e.g. DarkNet's `stages`, which its forward calls, and the tab too: wrap that alone, not both).
-    Returns the model,
-    with `model.fast_path` (a FastPath) saying what was applied. Does nothing with DL_FAST_PATH=0."""
+    Returns the model, with `model.fast_path` (a FastPath) saying what was applied (including batch norms folded
+    beforehand: see `batchnorm_folded`). Does nothing with DL_FAST_PATH=0."""
     if not fast_paths_enabled() or hasattr(model, "fast_path"):
         model.__dict__.setdefault("fast_path", FastPath())
         return model
@@ -102,7 +102,7 @@ def speed_up_convnet(model: nn.Module, bf16: bool | None = None, compile: bool |
     model.eval()
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    path = FastPath(bf16=bf16, channels_last=channels_last, compiled=compile)
+    path = FastPath(bf16=bf16, channels_last=channels_last, compiled=compile, folded_batchnorm=batchnorm_folded(model))
     for name in methods:
         setattr(model, name, _fast_method(model, getattr(model, name), path, bf16, compile, dynamic))
     model.fast_path = path
@@ -119,6 +119,11 @@ def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Identity:
     conv.weight.mul_(scale.view(-1, 1, 1, 1))
     conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias, requires_grad=conv.weight.requires_grad)
     return nn.Identity()
+
+
+def batchnorm_folded(model: nn.Module) -> bool:
+    """Whether a part of `model` had its batch norms folded (a network's `fold_batchnorm` marks itself so)."""
+    return any(getattr(module, "batchnorm_folded", False) for module in model.modules())
 
 
 RECURRENT_LAYERS = (nn.LSTM, nn.GRU, nn.Linear)

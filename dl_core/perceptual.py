@@ -144,9 +144,9 @@ class FeatureExtractor(nn.Module):
     def speed_up(self) -> "FeatureExtractor":
         """The CPU fast path for pixel optimisation (forward and backward through the frozen network), in place:
         EfficientNet's batch norms folded into its convolutions and everything channels-last, the same features to
-        float rounding (0.69x the time of a Gatys step at 256 px here; bf16 measured no faster, with gradients 0.96
-        cosine-similar to fp32's). With DL_FAST_PATH=0 it is left as it is. Returns self."""
-        from dl_core.fast import FastPath, fast_paths_enabled
+        float rounding (a Gatys step's time: `python -m benchmarks.speed --only style`; bf16 measured no faster, with
+        gradients 0.96 cosine-similar to fp32's). With DL_FAST_PATH=0 it is left as it is. Returns self."""
+        from dl_core.fast import FastPath, batchnorm_folded, fast_paths_enabled
 
         if not fast_paths_enabled() or self.channels_last:
             return self
@@ -154,7 +154,7 @@ class FeatureExtractor(nn.Module):
             self.net.fold_batchnorm()
         self.net.to(memory_format=torch.channels_last)
         self.channels_last = True
-        self.fast_path = FastPath(channels_last=True, folded_batchnorm=self.backbone == "efficientnet_lite0")
+        self.fast_path = FastPath(channels_last=True, folded_batchnorm=batchnorm_folded(self))
         return self
 
     def forward(self, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:

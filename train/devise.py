@@ -228,7 +228,7 @@ def cmd_photos(args: argparse.Namespace) -> None:
     -> words on photos unlike CIFAR's); last line: JSON."""
     from dl_core.devise.evaluate import word_ranks
     from dl_core.devise.infer import DeviseSearcher
-    from dl_core.images import BadImage, load_rgb
+    from dl_core.images import load_rgb
     from dl_core.photos import list_images
 
     try:
@@ -237,7 +237,7 @@ def cmd_photos(args: argparse.Namespace) -> None:
         if not photos:
             raise ValueError(f"no photos in {', '.join(args.photos)}")
         print(json.dumps(word_ranks(searcher, photos, _unseen(args.words))))
-    except (OSError, ValueError, BadImage) as err:
+    except (OSError, ValueError) as err:  # a BadImage is a ValueError
         raise SystemExit(f"devise.py photos: {err}") from None
 
 

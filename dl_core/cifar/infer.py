@@ -40,7 +40,7 @@ def classify(model: Darknet, image: Image.Image, tta: bool = True) -> Classified
     x = to_network_input(image, model.config.image_size)
     batch = torch.cat([x, x.flip(-1)]) if tta else x  # one pass: the stages shown are the plain image's
     stages = model.stages(batch)
-    probs = model.head(model.pool(stages[-1]).flatten(1)).float().softmax(-1).mean(0)  # Darknet.forward's head
+    probs = model.logits(stages[-1]).float().softmax(-1).mean(0)
     order = probs.argsort(descending=True).tolist()
     stages = [s[0] for s in stages]
     shown = Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))

@@ -103,9 +103,13 @@ class Darknet(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-demos"
             outputs.append(x)
         return outputs
 
+    def logits(self, last_stage: torch.Tensor) -> torch.Tensor:
+        """The last stage's output (B, C, h, w) -> logits (B, n_classes): the pooled head."""
+        return self.head(self.pool(last_stage).flatten(1))
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         # images (B, 3, H, W) in [0, 1] -> logits (B, n_classes)
-        return self.head(self.pool(self.stages(images)[-1]).flatten(1))
+        return self.logits(self.stages(images)[-1])
 
 
 def n_parameters(config: DarknetConfig) -> int:

@@ -41,10 +41,15 @@ def embed_split(head: DeviseHead, split: FeatureSplit, bs: int = 1000) -> torch.
     return torch.cat([head.embed(split.features[i:i + bs]) for i in range(0, len(split), bs)])
 
 
+def conse_from_logits(logits: torch.Tensor, vectors: WordVectors, top_t: int = DEFAULT_TOP_T) -> torch.Tensor:
+    """ConSE's unit vectors (N, d) from ImageNet logits (N, 1000)."""
+    table, known = imagenet_class_vectors(vectors)
+    return conse_embed(logits.softmax(dim=1), table, top_t, known)
+
+
 def conse_split(split: FeatureSplit, vectors: WordVectors, top_t: int = DEFAULT_TOP_T) -> torch.Tensor:
     """ConSE's unit vectors (N, d) for every image of a split, from its ImageNet logits."""
-    table, known = imagenet_class_vectors(vectors)
-    return conse_embed(split.logits.softmax(dim=1), table, top_t, known)
+    return conse_from_logits(split.logits, vectors, top_t)
 
 
 def _accuracies(embedded: torch.Tensor, split: FeatureSplit, names: torch.Tensor, unseen: torch.Tensor,
@@ -92,18 +97,17 @@ def word_ranks(searcher, photos: list, words: list[str], top_k: int = 10) -> dic
     unknown = [word for word in words if word not in searcher.words]
     if unknown:
         raise ValueError(f"not in the vocabulary: {', '.join(unknown)}")
-    table, known = imagenet_class_vectors(searcher.words)
     vocabulary = searcher.words.vectors.float()
     rows = torch.tensor([searcher.words.index[word] for word in words])
     ranks = {method: [] for method in ("devise", "conse")}
     frequent = {method: Counter() for method in ranks}
-    for photo in photos:
-        features, logits = searcher.encode([photo])
-        points = {"devise": searcher.embed(features)[0], "conse": conse_embed(logits.softmax(dim=1), table, DEFAULT_TOP_T, known)[0]}
-        for method, point in points.items():
+    features, logits = (torch.cat(parts) for parts in zip(*(searcher.encode([photo]) for photo in photos)))
+    points = {"devise": searcher.embed(features), "conse": conse_from_logits(logits, searcher.words)}  # (N, d) each
+    for method, per_photo in points.items():
+        for point in per_photo:
             cosines = vocabulary @ point
             ranks[method].append([int((cosines > cosines[row]).sum()) + 1 for row in rows])
-            frequent[method].update(searcher.words.words[i] for i in cosines.topk(top_k).indices.tolist())
+            frequent[method].update(searcher.words.words[j] for j in cosines.topk(top_k).indices.tolist())
     result = {"n": len(photos), "top_k": top_k}
     for method, per_photo in ranks.items():
         result[method] = {word: {"median_rank": statistics.median(r[i] for r in per_photo),

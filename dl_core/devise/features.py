@@ -62,7 +62,7 @@ def cifar_features(source: str | Path, split: str, size: int = DEFAULT_SIZE, cac
     """The features of a CIFAR-10 split (a zip or folder as `dl_core.cifar.data.read_split` reads), computed once and
     cached as safetensors (keyed by the source's path, size and time, the image size, the sample and the version).
     `limit_per_class`: a seeded sample of that many images per class (every class equally)."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     from dl_core.cifar.data import read_split
 
@@ -79,11 +79,19 @@ def cifar_features(source: str | Path, split: str, size: int = DEFAULT_SIZE, cac
         tensors = load_file(cache)
         return FeatureSplit(tensors["features"], tensors["logits"], tensors["labels"], list(data.classes))
     features, logits = encode_images(data.images, FrozenLite0(size), progress=progress)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}-{threading.get_ident()}")
-    save_file({"features": features.contiguous(), "logits": logits.contiguous(), "labels": labels}, tmp)
-    os.replace(tmp, cache)  # atomic: a reader (another request, another process) sees no file or the whole file
+    save_atomically({"features": features, "logits": logits, "labels": labels}, cache)
     return FeatureSplit(features, logits, labels, list(data.classes))
+
+
+def save_atomically(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Write a feature cache as safetensors through a temporary file and a rename: a reader (another request,
+    another process) sees no file or the whole file."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+    save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, tmp)
+    os.replace(tmp, path)
 
 
 def word_targets(split: FeatureSplit, label_vectors: torch.Tensor, soft_vectors: torch.Tensor | None = None,

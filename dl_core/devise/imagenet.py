@@ -15,9 +15,7 @@ whose words the vocabulary knows are dropped too (the lesson kept only the class
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +24,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from dl_core.devise.features import FEATURES_VERSION, FeatureSplit
+from dl_core.devise.features import FEATURES_VERSION, FeatureSplit, save_atomically
+from dl_core.devise.infer import square_crop
 
 MAPPING_FILES = ("LOC_synset_mapping.txt", "synset_words.txt", "classids.txt")
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
@@ -119,8 +118,6 @@ class _SquareImages(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        from dl_core.devise.infer import square_crop
-
         with Image.open(self.paths[i]) as image:
             square = square_crop(image.convert("RGB")).resize((self.size, self.size), Image.BICUBIC)
         return torch.from_numpy(np.asarray(square).copy()).permute(2, 0, 1)
@@ -132,7 +129,7 @@ def imagenet_features(root: str | Path, classes: list[Synset], size: int, split:
     """Frozen Lite0 features and logits of the classes' images, streamed from disk in batches (ImageNet does not fit
     in memory as pixels, its features do: 1,280 + 1,000 floats an image), on the GPU when there is one, and cached as
     safetensors keyed by the folder, the classes, the sample and the size."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
     from tqdm.auto import tqdm
 
     from dl_core.backbones import FrozenLite0
@@ -157,10 +154,7 @@ def imagenet_features(root: str | Path, classes: list[Synset], size: int, split:
         features.append(f.cpu())
         logits.append(l.cpu())
     split_features = FeatureSplit(torch.cat(features), torch.cat(logits), label_tensor, names)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}-{threading.get_ident()}")
-    save_file({"features": split_features.features.contiguous(), "logits": split_features.logits.contiguous()}, tmp)
-    os.replace(tmp, cache)
+    save_atomically({"features": split_features.features, "logits": split_features.logits}, cache)
     return split_features
 
 
