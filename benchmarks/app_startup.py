@@ -2,6 +2,7 @@
 after every tab's model has loaded and served a request.
 
     python benchmarks/app_startup.py [--runs 3]
+    python benchmarks/app_startup.py --phases [--runs 3]    # where the start-up goes: imports, each tab's layout, launch
 
 Baseline, side by side: the same measurement for a bare Python process that only imports gradio and
 serves an empty Blocks app, so the table shows what the project itself adds.
@@ -23,6 +24,30 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 BARE_APP = "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Markdown('hi')\ndemo.launch()\n"
+# app.py's start-up with a clock at each step (wall time, so the parent can add the interpreter's start and the wait
+# for the first HTTP 200): the same calls as `python app.py`, each tab's layout timed by wrapping app.build_tab.
+PHASED_APP = """
+import json, sys, time
+marks = [("python starts", time.time())]
+import torch
+marks.append(("import torch", time.time()))
+import gradio
+marks.append(("import gradio (and what it imports)", time.time()))
+import app, demos
+marks.append(("import app, demos (the tab registry)", time.time()))
+build_tab = app.build_tab
+def timed_build_tab(tab):
+    build_tab(tab)
+    marks.append((f"lay out {tab.__name__}", time.time()))
+app.build_tab = timed_build_tab
+built = app.build_app()
+marks.append(("queue and routes (app.build_app's rest)", time.time()))
+app.serve(built, prevent_thread_lock=True)
+marks.append(("launch returns", time.time()))
+print(json.dumps(marks), flush=True)
+while True:
+    time.sleep(1)
+"""
 
 
 def free_port() -> int:
@@ -80,10 +105,48 @@ def measure(args: list[str], translate: bool) -> tuple[float, float]:
         proc.wait(timeout=30)
 
 
+def phases() -> list[tuple[str, float]]:
+    """One phased start-up: (step, seconds) in order, the last the wait from launch to the first HTTP 200."""
+    import json
+
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    start = time.time()
+    proc = subprocess.Popen([sys.executable, "-c", PHASED_APP], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        wait_for_200(f"http://127.0.0.1:{port}/", proc)
+        ready = time.time()
+        line = proc.stdout.readline()
+        while not line.startswith("[["):  # gradio's own lines ("Running on local URL") come first
+            line = proc.stdout.readline()
+        marks = json.loads(line)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    steps = [(marks[0][0], marks[0][1] - start)]
+    steps += [(name, at - marks[i][1]) for i, (name, at) in enumerate(marks[1:])]
+    return steps + [("first HTTP 200 after launch", max(0.0, ready - marks[-1][1]))]
+
+
+def print_phases(runs: int) -> None:
+    results = [phases() for _ in range(runs)]
+    total = statistics.median(sum(seconds for _, seconds in run) for run in results)
+    print(f"median of {runs} runs, 2 threads: `python app.py` from spawn to first HTTP 200 = {total:.2f} s\n")
+    print("| step | seconds | share |\n|---|---|---|")
+    for i, (name, _) in enumerate(results[0]):
+        seconds = statistics.median(run[i][1] for run in results)
+        print(f"| {name} | {seconds:.2f} | {seconds / total:.0%} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--phases", action="store_true", help="time each step of the start-up instead")
     args = parser.parse_args()
+    if args.phases:
+        print_phases(args.runs)
+        return
     bare = [measure(["-c", BARE_APP], translate=False) for _ in range(args.runs)]
     ours = [measure(["app.py"], translate=True) for _ in range(args.runs)]
     rows = [

@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> dict:
                                           repeats=max(3, round(args.repeats * path.repeats)), warmup=2)
             rows.append((path, times["reference"], times["shipped"]))
             print(f"{path.name}: {times['reference']:.1f} -> {times['shipped']:.1f} ms", file=sys.stderr)
+    if only and not rows:
+        parser.error(f"--only {args.only!r} matched no path: name tabs ({', '.join(PATHS)}) or their paths")
     print("| path | what | fp32 eager ms | shipped ms | shipped ÷ fp32 | shipped path | target ms (this machine, today) |")
     print("|---|---|---|---|---|---|---|")
     for path, ref, ship in rows:

@@ -12,6 +12,7 @@ otherwise a 3-second connection probe runs first, so an app without network neve
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -278,6 +279,40 @@ def lineage_section(lineage: list[dict], seconds: float, what: str, flag: str, d
     total = (sum(run["seconds"] for run in lineage) + seconds) / 60
     return (f"Trained in {len(lineage) + 1} runs, each starting from the {what} the one before saved (`{flag}`), "
             f"{total:.1f} minutes in all:\n{runs}\n{len(lineage) + 1}. this run:\n")
+
+
+FAST_PATH_HEADING = "## On a CPU: the app's fast path"
+
+
+def with_fast_path_section(card: str, metrics: dict) -> str:
+    """The card ending with the section that metrics.json's "fast_path" record gives (benchmarks/fast_quality.py
+    --write measures it): what the app runs these weights as, and its held-out scores against plain fp32 eager
+    PyTorch. Every card writer ends with this, so rewriting a card and rewriting only this section agree."""
+    record = metrics.get("fast_path")
+    if not record and FAST_PATH_HEADING not in card:
+        return card
+    card = card.split("\n" + FAST_PATH_HEADING)[0].rstrip("\n") + "\n"
+    if not record:
+        return card
+    def amount(row: dict, key: str, sign: str = "") -> str:  # relative rows in percent, the others as scored
+        return f"{row[key]:{sign}.2%}" if row.get("relative") else f"{row[key]:{sign}.4g}"
+
+    rows = "\n".join(f"| {row['data']} | {row['metric']} | {row['fp32']:.4g} | {row['shipped']:.4g} | "
+                     f"{amount(row, 'difference', '+')} | {amount(row, 'tolerance')} | {'yes' if row['ok'] else '**no**'} |"
+                     for row in record["rows"])
+    return (f"{card}\n{FAST_PATH_HEADING}\n\nThe app runs these weights as **{record['path']}** (`dl_core/fast.py`; "
+            f"`DL_FAST_PATH=0` runs plain fp32). The scores above are fp32's. The two side by side on the held-out "
+            f"data, from `{record['command']}`:\n\n"
+            "| data | metric | fp32 eager | app's path | difference | tolerance | within |\n|---|---|---|---|---|---|---|\n"
+            f"{rows}\n")
+
+
+def ends_with_fast_path_section(card_writer):
+    """For a card writer `(config, metrics, ...) -> card`: the same card, ending with with_fast_path_section's."""
+    @functools.wraps(card_writer)
+    def write(config, metrics: dict, *args, **kwargs) -> str:
+        return with_fast_path_section(card_writer(config, metrics, *args, **kwargs), metrics)
+    return write
 
 
 def describe_hardware() -> str:

@@ -19,11 +19,13 @@ runs on a CPU, one GPU, or `accelerate launch --num_processes N` with no change.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import torch
-from accelerate import Accelerator
 from torch import nn
+
+if TYPE_CHECKING:  # accelerate is imported when a Learner is made: it pulls in boto3 and more (0.5 s), which the
+    from accelerate import Accelerator  # app's start-up, importing this module for a tab's schedule plot, does not need
 
 EVENTS = (
     "before_fit", "before_epoch", "before_batch", "after_loss", "after_backward", "after_step", "after_batch",
@@ -37,6 +39,7 @@ def make_accelerator(mixed_precision: str = "no", find_unused_parameters: bool =
     processes) runs data-parallel over gloo instead of silently training N independent copies.
     `find_unused_parameters`: for models whose steps leave some parameters without gradients (a GAN trains its
     critic and its generator in turns), which DistributedDataParallel must then be told about."""
+    from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
     has_accelerator = torch.cuda.is_available() or torch.backends.mps.is_available()

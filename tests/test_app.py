@@ -77,3 +77,18 @@ def test_malloc_arenas_are_capped_unless_the_user_chose_a_cap():
     assert capped(MALLOC_ARENA_MAX="4") == "False"  # the user's setting wins
     if platform.libc_ver()[0] == "glibc":
         assert capped() == "True"
+
+
+def test_building_the_app_imports_no_model_machinery():
+    """Start-up serves the page before any model is needed: building every tab must not import torchvision (it imports
+    torch._dynamo, about 4 s on 2 cores) or accelerate (boto3 and more, 0.5 s). A fresh interpreter: this test run
+    has imported both long ago. `python benchmarks/app_startup.py --phases` times each step."""
+    import subprocess
+    import sys
+
+    code = ("import sys, app; app.build_app(); "
+            "print(sorted(m for m in ('torchvision', 'torch._dynamo', 'accelerate') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            cwd=app_module.__file__.rsplit("/", 1)[0])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

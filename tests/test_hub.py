@@ -139,3 +139,38 @@ def test_a_model_that_loads_but_fails_its_check_is_unavailable_once_with_the_rea
         with pytest.raises(ModelUnavailable, match="189"):
             lazy.get()
     assert calls == ["model"]  # checked once, the failure remembered
+
+
+FAST_PATH_RECORD = {"path": "int8 dynamic", "command": "python -m benchmarks.fast_quality --only sentiment --write",
+                    "rows": [{"data": "held-out", "metric": "accuracy", "fp32": 0.9125, "shipped": 0.9105,
+                              "difference": -0.002, "tolerance": 0.002, "relative": False, "ok": True},
+                             {"data": "held-out", "metric": "style loss", "fp32": 0.002, "shipped": 0.00201,
+                              "difference": 0.005, "tolerance": 0.02, "relative": True, "ok": True}]}
+
+
+def test_a_cards_fast_path_section_is_replaced_not_repeated_and_removed_with_its_record():
+    card = "# A model\n\nIts scores.\n"
+    with_section = hub.with_fast_path_section(card, {"fast_path": FAST_PATH_RECORD})
+    assert with_section.startswith(card) and with_section.count(hub.FAST_PATH_HEADING) == 1
+    assert "| held-out | accuracy | 0.9125 | 0.9105 | -0.002 | 0.002 | yes |" in with_section
+    assert "| held-out | style loss | 0.002 | 0.00201 | +0.50% | 2.00% | yes |" in with_section
+    assert hub.with_fast_path_section(with_section, {"fast_path": FAST_PATH_RECORD}) == with_section
+    assert hub.with_fast_path_section(with_section, {}) == card
+    assert hub.with_fast_path_section(card, {}) == card  # a card without a record is left exactly as it was
+
+    @hub.ends_with_fast_path_section
+    def card_writer(config, metrics, title="A model"):
+        return f"# {title}\n\nIts scores.\n"
+
+    assert card_writer({}, {"fast_path": FAST_PATH_RECORD}, title="A model") == with_section
+
+
+def test_every_bundled_card_shows_the_fast_path_record_its_metrics_hold():
+    """benchmarks/fast_quality.py --write records the app's path against fp32 on held-out data: the card must end
+    with exactly what metrics.json holds, and no card may show a section without a record."""
+    for folder in sorted(p for p in hub.WEIGHTS_DIR.iterdir() if (p / "metrics.json").is_file()):
+        metrics = json.loads((folder / "metrics.json").read_text())
+        card = (folder / "README.md").read_text()
+        assert hub.with_fast_path_section(card, metrics) == card, f"{folder.name}: run the command its card names"
+        if "fast_path" in metrics:
+            assert all(row["ok"] for row in metrics["fast_path"]["rows"]), f"{folder.name}: a fast path beyond tolerance"

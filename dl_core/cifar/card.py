@@ -60,6 +60,7 @@ def _precise_bn(batches: int) -> str:
             f"lag behind weights a high LR kept moving.")
 
 
+@hub.ends_with_fast_path_section
 def model_card(config: DarknetConfig, metrics: dict, folder: str = "weights/darknet-cifar10") -> str:
     facts, test = metrics.get("facts", {}), metrics.get("test", {})
     args = facts.get("args", {})

@@ -19,7 +19,7 @@ from typing import Callable
 from dl_core.backbones import BACKBONE_SOURCES
 from dl_core.detection.data import AUGMENTATION
 from dl_core.detection.model import SSD, SSDConfig
-from dl_core.hub import recorded_train_command
+from dl_core.hub import ends_with_fast_path_section, recorded_train_command
 from dl_core.paths import display_path
 
 # The train arguments the card quotes (the model's own settings are in config.json).
@@ -155,6 +155,7 @@ AdamW (weight decay {args['wd']:g}{clip}), 1cycle (max LR {args['lr']:g}, backbo
 """
 
 
+@ends_with_fast_path_section
 def model_card(config: dict, metrics: dict) -> str:
     """The README.md of a weight folder from its config.json and metrics.json (which must have "facts")."""
     cfg = SSDConfig(**config)

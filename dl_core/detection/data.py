@@ -17,9 +17,6 @@ from typing import Sequence
 
 import torch
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import v2
-
 from dl_core.images import load_rgb
 
 # The bundled model's classes: raccoon's one, then coco_tiny's six (matched by name, so the sets can be mixed).
@@ -196,11 +193,16 @@ def object_sizes(items: Sequence[Annotated]) -> dict:
 AUGMENTATION = "photometric distortion, zoom-out, IoU crop, flip (boxes follow)"
 
 
-def detection_transforms(size: int, train: bool) -> v2.Compose:
-    """Box-aware transforms: every geometric change moves the boxes too (the lesson's tfm_y=TfmType.COORD).
+def detection_transforms(size: int, train: bool):
+    """Box-aware transforms (a torchvision v2.Compose): every geometric change moves the boxes too (the lesson's
+    tfm_y=TfmType.COORD). Images are squashed to size x size, not cropped (the lesson's CropType.NO), so objects at
+    the edges survive.
 
-    Images are squashed to size x size, not cropped (the lesson's CropType.NO), so objects at the edges survive.
-    """
+    torchvision is imported where it is used, here and below: importing it imports torch._dynamo (about 4 s on
+    2 cores), and the app's start-up reads this module's split lists before any model is needed."""
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
     steps = []
     if train:
         steps += [
@@ -229,6 +231,9 @@ class DetectionDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int):
+        from torchvision import tv_tensors
+        from torchvision.transforms import v2
+
         item = self.items[i]
         image = load_rgb(item.image_path, max_side=10_000).image
         pixel_boxes, labels = item.targets(self.class_index)
@@ -242,6 +247,8 @@ class DetectionDataset(Dataset):
 
 def to_model_input(images: Sequence, size: int) -> torch.Tensor:
     """PIL RGB images -> (B, 3, size, size) floats in [0, 1], squashed like the training images."""
+    from torchvision.transforms import v2
+
     resized = [v2.functional.pil_to_tensor(img.resize((size, size), resample=2)) for img in images]  # 2 = bilinear
     return torch.stack(resized).float() / 255
 

@@ -21,6 +21,7 @@ def train_facts(args: argparse.Namespace, n_train: int, seconds: float) -> dict:
             "date": time.strftime("%Y-%m-%d")}
 
 
+@hub.ends_with_fast_path_section
 def model_card(config: DeviseConfig, metrics: dict, folder: str = "weights/devise") -> str:
     test, facts = metrics.get("test", {}), metrics.get("facts", {})
     args = facts.get("args", {})

@@ -69,6 +69,7 @@ def _history_table(history: list[dict]) -> str:
             "|---|---|---|---|---|---|\n" + rows)
 
 
+@hub.ends_with_fast_path_section
 def model_card(config: SegmentationConfig, metrics: dict, folder: str, ablation: tuple[str, dict] | None = None) -> str:
     facts, valid = metrics.get("facts", {}), metrics.get("valid", {})
     args, history = facts.get("args", {}), metrics.get("history", [])

@@ -176,6 +176,7 @@ def _painting_section(train: dict) -> str:
             f"(written by `python train/style.py card`).\n")
 
 
+@hub.ends_with_fast_path_section
 def model_card(config: StyleNetConfig | dict, metrics: dict) -> str:
     """The README.md of a weight folder, from its config (config.json's dict) and metrics.json."""
     model = StyleNet(config)  # the architecture only: the parameter count

@@ -76,6 +76,7 @@ def _scores_table(metrics: dict) -> str:
             "|---|---|---|---|---|---|\n" + "\n".join(rows))
 
 
+@hub.ends_with_fast_path_section
 def model_card(config: SuperResConfig, metrics: dict, folder: str) -> str:
     facts, history = metrics.get("facts", {}), metrics.get("history", [])
     args = facts.get("args", {})

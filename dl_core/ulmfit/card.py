@@ -224,6 +224,7 @@ Bag-of-words models on the same splits (`{baselines['command']}`):
 """
 
 
+@hub.ends_with_fast_path_section
 def classifier_card(config: ClassifierConfig, metrics: dict) -> str:
     facts, args, heldout = metrics["facts"], metrics["train_args"], metrics["heldout"]
     enc = config.encoder

@@ -238,15 +238,17 @@ class SentimentAnalyzer:
                  seed: int | None = None) -> Generation:
         """Continue `text` with `n_words` words (rule tokens such as xxmaj do not count as words)."""
         lm = self._need_lm()
-        ids = self._lm_ids(text)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        tokens: list[str] = []
-        # generate() samples a fixed count; markers make words need a few more tokens, so ask in rounds
-        while sum(t not in RULE_TOKENS for t in tokens) < n_words and len(tokens) < 3 * n_words:
-            missing = n_words - sum(t not in RULE_TOKENS for t in tokens)
-            new = lm.generate(ids, missing, temperature=temperature, top_k=top_k, generator=generator)
-            ids += new
-            tokens += [self.lm_vocab.itos[i] for i in new]
+        words = 0
+
+        def enough_words(token: int) -> bool:  # markers such as xxmaj are tokens, not words: count the words
+            nonlocal words
+            words += self.lm_vocab.itos[token] not in RULE_TOKENS
+            return words >= n_words
+
+        new = lm.generate(self._lm_ids(text), 3 * n_words, temperature=temperature, top_k=top_k, generator=generator,
+                          stop=enough_words)  # the prompt is read once, however many markers come
+        tokens = [self.lm_vocab.itos[i] for i in new]
         return Generation(tokens, detokenize_with_rules(tokens))
 
     def _lm_ids(self, text: str) -> list[int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -206,8 +207,9 @@ class LanguageModel(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-
     @torch.no_grad()
     def generate(self, ids: list[int], n_tokens: int, temperature: float = 1.0, top_k: int = 0,
                  banned: tuple[int, ...] = (Vocab.pad_id, Vocab.bos_id, Vocab.unk_id),
-                 generator: torch.Generator | None = None) -> list[int]:
-        """Sample `n_tokens` continuation ids (temperature 0 = greedy; top_k 0 = the whole vocabulary)."""
+                 generator: torch.Generator | None = None, stop: Callable[[int], bool] | None = None) -> list[int]:
+        """Sample up to `n_tokens` continuation ids (temperature 0 = greedy; top_k 0 = the whole vocabulary);
+        `stop(token)`, called on each new token, ends the sampling early when it returns True."""
         was_training = self.training
         self.eval()
         device = self.decoder.weight.device
@@ -225,6 +227,8 @@ class LanguageModel(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-
                     logits = logits.masked_fill(logits < threshold, float("-inf"))
                 token = int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator))
             out.append(token)
+            if stop is not None and stop(token) or len(out) == n_tokens:
+                break
             outputs, state = self.encoder(torch.tensor([[token]], device=device), state)  # one step: (1, 1, E)
         self.train(was_training)
         return out
