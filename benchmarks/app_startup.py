@@ -11,6 +11,7 @@ Targets (issue 2, 2 CPU cores): start to first 200 <= 20 s; resident memory <= 1
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
@@ -27,7 +28,7 @@ BARE_APP = "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Markdown('hi'
 # app.py's start-up with a clock at each step (wall time, so the parent can add the interpreter's start and the wait
 # for the first HTTP 200): the same calls as `python app.py`, each tab's layout timed by wrapping app.build_tab.
 PHASED_APP = """
-import json, sys, time
+import json, time
 marks = [("python starts", time.time())]
 import torch
 marks.append(("import torch", time.time()))
@@ -107,8 +108,6 @@ def measure(args: list[str], translate: bool) -> tuple[float, float]:
 
 def phases() -> list[tuple[str, float]]:
     """One phased start-up: (step, seconds) in order, the last the wait from launch to the first HTTP 200."""
-    import json
-
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     start = time.time()

@@ -47,10 +47,7 @@ def darknet() -> list[dict]:
 def detection() -> list[dict]:
     from demos import detection as tab
     from dl_core.detection.data import evaluation_items
-    from dl_core.detection.evaluate import (
-        mean_average_precision,
-        recorded_heldout_split,
-    )
+    from dl_core.detection.evaluate import mean_average_precision, recorded_heldout_split
 
     reference, shipped = _pair(tab.MODEL, "detection")
     n_heldout, seed = recorded_heldout_split(WEIGHTS_DIR / "detection")
@@ -151,13 +148,14 @@ def superres() -> list[dict]:
     rows = []
     for name, lazy in tab.NETWORKS.items():
         reference, shipped = _pair(lazy, name)
+        reference.eval()
         scale = reference.config.scale
         sums = [0.0, 0.0]
         for path in paths:
             original = mod_crop(Image.open(path).convert("RGB"), scale)
             low = downscale(original, scale)
             with torch.inference_mode():
-                restored = (super_resolve(reference.eval(), low), enlarge(shipped, low, fast=True))
+                restored = (super_resolve(reference, low), enlarge(shipped, low, fast=True))
             for i, image in enumerate(restored):
                 sums[i] += y_scores(image, original, scale)[0]
         rows.append(_row(name, "bf16 autocast + channels_last, in tiles", f"CSet5 + CSet14 ({len(paths)})",
@@ -190,14 +188,14 @@ def devise() -> list[dict]:
                                 ("hit5_vocab", "true name in the 5 nearest of 100k words"))]
 
 
-def _row(folders: str | tuple[str, ...], path: str, data: str, metric: str, reference: float, shipped: float, tolerance: float,
-         relative: bool = False, higher_is_better: bool = True) -> dict:
+def _row(folders: str | tuple[str, ...], path: str, data: str, metric: str, reference: float, shipped: float,
+         tolerance: float, relative: bool = False, higher_is_better: bool = True) -> dict:
     """A tolerance bounds the loss only (issue 24: "no accuracy loss beyond a stated tolerance"): a shipped path that
     scores better than fp32 (rounding can go either way on a small set) is within it."""
     difference = (shipped - reference) / reference if relative else shipped - reference
     loss = -difference if higher_is_better else difference
-    return {"folders": [folders] if isinstance(folders, str) else list(folders), "path": path, "data": data, "metric": metric, "fp32": round(reference, 6),
-            "shipped": round(shipped, 6), "difference": round(difference, 5), "tolerance": tolerance,
+    return {"folders": [folders] if isinstance(folders, str) else list(folders), "path": path, "data": data,
+            "metric": metric, "fp32": round(reference, 6), "shipped": round(shipped, 6), "difference": round(difference, 5), "tolerance": tolerance,
             "relative": relative, "ok": round(loss, 9) <= tolerance}
 
 

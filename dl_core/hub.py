@@ -294,6 +294,7 @@ def with_fast_path_section(card: str, metrics: dict) -> str:
     card = card.split("\n" + FAST_PATH_HEADING)[0].rstrip("\n") + "\n"
     if not record:
         return card
+
     def amount(row: dict, key: str, sign: str = "") -> str:  # relative rows in percent, the others as scored
         return f"{row[key]:{sign}.2%}" if row.get("relative") else f"{row[key]:{sign}.4g}"
 

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import torch
 from torch.utils.data import Dataset
+
 from dl_core.images import load_rgb
 
 # The bundled model's classes: raccoon's one, then coco_tiny's six (matched by name, so the sets can be mixed).
