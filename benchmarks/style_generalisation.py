@@ -27,13 +27,18 @@ from accelerate import Accelerator
 
 from dl_core import hub
 from dl_core.callbacks import GradientClip
-from dl_core.paths import WEIGHTS_DIR
+from dl_core.paths import WEIGHTS_DIR, data_path
 from dl_core.photos import list_images, load_photo
-from dl_core.style.data import center_crop, default_content, default_heldout
+from dl_core.style.data import center_crop, default_heldout
 from dl_core.style.evaluate import loss_for
 from dl_core.style.gatys import run_pixels
 from dl_core.style.model import StyleNet
 from dl_core.style.training import PerceptualObjective, ReportAt, make_learner
+
+
+def original_content() -> list:
+    """The 268 photos the first bundled networks trained on (raccoon images, BSD68): the study's K crops come from them."""
+    return [data_path("detection", "raccoon", "images"), data_path("superres", "CBSD68")]
 
 
 def mean_style(model: StyleNet, loss, photos: list[torch.Tensor]) -> float:
@@ -110,7 +115,7 @@ def main() -> None:
     train_copy(model, loss, lambda: photo, steps, args.lr, {0, 50, 100, steps // 2, steps}, report_photo)
 
     # K fixed crops: memorised or learned?
-    paths = list_images(default_content())
+    paths = list_images(original_content())
     crops = torch.stack([center_crop(p, 256) for p in paths[:: max(1, len(paths) // args.crops)][: args.crops]])
     gatys_crops = gatys_style(loss, [crops[i:i + 1] for i in range(0, len(crops), max(1, len(crops) // 8))][:8])
     generator = torch.Generator().manual_seed(0)

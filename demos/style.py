@@ -187,9 +187,11 @@ def heldout_comparison(model: LazyModel) -> str:
 
 
 def _heldout_comparison(folder: str) -> str:
-    """The held-out comparison that `train/style.py evaluate` keeps in metrics.json, as a sentence."""
+    """The held-out comparisons that `train/style.py evaluate` keeps in metrics.json (CSet5 + CSet14, the city
+    photos, and the network these weights replaced), as sentences."""
     try:
-        heldout = folder_metrics(folder)["heldout"]
+        metrics = folder_metrics(folder)
+        heldout = metrics["heldout"]
         ratio, steps, n = heldout["style_ratio"], heldout["gatys_steps"], heldout["n"]
     except (KeyError, TypeError):  # not evaluated
         return ""
@@ -198,8 +200,22 @@ def _heldout_comparison(folder: str) -> str:
         return sentence + "."
     matched = heldout["gatys_steps_matched"]
     if matched is None:
-        return sentence + f": lower than any of the {steps} steps."
-    return sentence + f": the one pass is worth ≈{matched} steps of pixel optimisation."
+        sentence += f": lower than any of the {steps} steps."
+    else:
+        sentence += f": the one pass is worth ≈{matched} steps of pixel optimisation."
+    if city := metrics.get("city"):
+        sentence += (f" On {city['n']} photos of city streets and buildings, a kind none of its training photos are: "
+                     f"{city['style_ratio']:.1f}×, ≈{_steps(city)} steps.")
+    if replaces := metrics.get("replaces"):
+        before = [f"{name} {r['style_ratio']:.1f}×, ≈{_steps(r)} steps" for name, r in
+                  (("held-out", replaces.get("heldout")), ("city", replaces.get("city"))) if r]
+        sentence += f" (The network it replaced: {'; '.join(before)}.)"
+    return sentence
+
+
+def _steps(record: dict) -> str:
+    matched = record.get("gatys_steps_matched")
+    return f"more than {record['gatys_steps']}" if matched is None else str(matched)
 
 
 def bundled_networks_summary() -> str:

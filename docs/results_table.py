@@ -134,10 +134,18 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     out.append(("sentiment-lm", "AWD-LSTM language model", f"IMDB held-out texts ({m['n_tokens']:,} tokens)", "perplexity",
                 f"{m['perplexity']:.1f}"))
     styles = [_metrics(name)["heldout"] for name in STYLES]
-    out.append(("style-*", f"style networks, {len(STYLES)} paintings", f"CSet5 + CSet14 ({styles[0]['n']} photos)",
-                f"style loss ÷ {styles[0]['gatys_steps']} Gatys steps' · steps matched",
-                f"{_span([m['style_ratio'] for m in styles], '.2f')} · {_span([m['gatys_steps_matched'] for m in styles], 'd')}"))
+    cities = [_metrics(name).get("city") for name in STYLES]
+    data, value = f"CSet5 + CSet14 ({styles[0]['n']} photos)", _ratios_and_steps(styles)
+    if all(cities):  # the check on photos unlike any training set (dl_core/style/data.py: CITY_PHOTOS)
+        data = f"CSet5 + CSet14 ({styles[0]['n']}) · city ({cities[0]['n']})"
+        value = f"{value} · {_ratios_and_steps(cities)}"
+    out.append(("style-*", f"style networks, {len(STYLES)} paintings", data,
+                f"style loss ÷ {styles[0]['gatys_steps']} Gatys steps' · steps matched", value))
     return out
+
+
+def _ratios_and_steps(records: list[dict]) -> str:
+    return f"{_span([m['style_ratio'] for m in records], '.2f')} · {_span([m['gatys_steps_matched'] for m in records], 'd')}"
 
 
 def _span(values: list, form: str) -> str:

@@ -91,6 +91,20 @@ def test_instant_notes_compare_the_network_with_live_from_its_metrics(tiny_style
     assert "On 19 held-out photos" in view.notes and expected in view.notes
 
 
+def test_instant_notes_add_the_city_photos_and_the_replaced_network(tiny_style, tmp_path):
+    import json
+
+    heldout = {"style_ratio": 3.1, "gatys_steps": 300, "n": 19, "gatys_steps_matched": 80}
+    city = {"style_ratio": 3.44, "gatys_steps": 300, "n": 9, "gatys_steps_matched": 52}
+    replaces = {"commit": "abc1234", "heldout": {**heldout, "style_ratio": 4.44, "gatys_steps_matched": 58},
+                "city": {**city, "style_ratio": 5.42, "gatys_steps_matched": 18}}
+    (tmp_path / "style-starry_night" / "metrics.json").write_text(json.dumps({"heldout": heldout, "city": city,
+                                                                                "replaces": replaces}))
+    notes = style.stylise_photo(_photo(tmp_path), STARRY, 256).notes
+    assert "On 9 photos of city streets and buildings, a kind none of its training photos are: 3.4×, ≈52 steps." in notes
+    assert "(The network it replaced: held-out 4.4×, ≈58 steps; city 5.4×, ≈18 steps.)" in notes
+
+
 def test_a_broken_metrics_file_only_drops_the_comparison(tiny_style, tmp_path):
     (tmp_path / "style-starry_night" / "metrics.json").write_text("{not json")
     view = style.stylise_photo(_photo(tmp_path), STARRY, 256)

@@ -297,6 +297,43 @@ def test_train_script_end_to_end_and_evaluate_prints_json_last(tmp_path, capsys)
     assert printed["n"] == 1 and rewritten["heldout"]["n"] == 2
     assert rewritten["heldout_sample"] == {**printed, "command": rewritten["evaluate_command"] + " --sample 1"}
     assert f"Reproduce: `{rewritten['evaluate_command']} --sample 1`" in (more / "README.md").read_text()
+    # --write city records the check on other photos; card --replaces keeps the replaced network's numbers beside
+    capsys.readouterr()
+    main(["evaluate", "--weights", str(more), "--data", str(content), "--steps", "2", "--size", "40", "--write", "city"])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    city = json.loads((more / "metrics.json").read_text())["city"]
+    assert city == {**printed, "command": f"python train/style.py evaluate --weights {more} --data {content} --size 40 --steps 2"}
+    assert printed["n"] == 4 and "## Photos unlike the training sets" in (more / "README.md").read_text()
+    main(["evaluate", "--weights", str(out), "--data", str(content), "--steps", "2", "--size", "40", "--write", "city"])
+    main(["card", "--weights", str(more), "--replaces", str(out)])
+    replaces = json.loads((more / "metrics.json").read_text())["replaces"]
+    old = json.loads((out / "metrics.json").read_text())
+    assert replaces["heldout"] == old["heldout"] and replaces["city"] == old["city"]
+    assert replaces["commit"] is None  # never committed
+    row = f"| the one it replaced | {old['heldout']['style_ratio']:.2f} | "
+    assert row in (more / "README.md").read_text() and "| this one | " in (more / "README.md").read_text()
+
+
+def test_city_photos_are_copied_from_a_local_copy_and_checked(tmp_path):
+    import hashlib
+    from unittest import mock
+
+    from dl_core.style import data
+
+    samples = tmp_path / "opencv-doc" / "examples"
+    (samples / "data").mkdir(parents=True)
+    (samples / "text").mkdir()
+    for name in data.CITY_PHOTOS:
+        (samples / ("text" if name.startswith("scenetext") else "data") / name).write_bytes(name.encode())
+    with pytest.raises(ValueError, match="differ from the photos the model cards were measured on"):
+        data.fetch_city_photos(tmp_path / "city", samples.parent)  # these bytes are not OpenCV's photos
+    assert sorted(p.name for p in (tmp_path / "city").iterdir()) == sorted(data.CITY_PHOTOS)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="aero1.jpg is not under"):
+        data.fetch_city_photos(tmp_path / "elsewhere", tmp_path / "empty")
+    fake = {name: (source, hashlib.sha256(name.encode()).hexdigest()) for name, (source, _) in data.CITY_PHOTOS.items()}
+    with mock.patch.dict(data.CITY_PHOTOS, fake):
+        assert data.fetch_city_photos(tmp_path / "city", samples.parent) == tmp_path / "city"  # kept, and now they match
 
 
 def test_the_card_reads_the_feature_network_and_sizes_from_the_config():
@@ -400,3 +437,18 @@ def test_optimising_pixels_leaves_no_thread_without_gradients_between_steps(extr
     finally:
         torch.set_grad_enabled(True)
     assert reported == [0, 1, 2]
+
+
+def test_city_photos_command_says_what_to_do_offline(tmp_path, monkeypatch):
+    from dl_core.paths import DownloadError
+    from dl_core.style import data
+    from train.style import main
+
+    def offline(url, target, timeout):
+        raise DownloadError(f"could not download {url} (no network)")
+
+    monkeypatch.setattr(data, "download_file", offline)
+    with pytest.raises(SystemExit, match="city-photos: error: could not download .*then --from opencv-doc"):
+        main(["city-photos", "--out", str(tmp_path / "city")])
+    with pytest.raises(SystemExit, match="aero1.jpg is not under"):
+        main(["city-photos", "--out", str(tmp_path / "city"), "--from", str(tmp_path)])

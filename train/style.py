@@ -3,12 +3,14 @@
     python train/style.py train --style ../shared/data/style/starry_night.jpg --out weights/style-starry_night
     python train/style.py evaluate --weights weights/style-starry_night --data ../shared/data/superres/CSet5
     python train/style.py card --weights weights/style-starry_night
+    python train/style.py city-photos [--from opencv-doc/]   # the city check set into data/city-photos
 
 `train` fits Johnson et al.'s network (dl_core/style/model.py) with the perceptual loss of dl_core/perceptual.py
-on random crops of content photos (dl_core/style/data.py: the raccoon photos and BSD68 from the data root, or any
-folders with --content); CSet5 and CSet14 are held out. `evaluate` compares the network's one forward pass with
+on random crops of content photos (dl_core/style/data.py: CamVid, CSun_Hays80, the raccoon photos and BSD68 from
+the data root, or any folders with --content); CSet5 and CSet14 are held out. `evaluate` compares the network's one forward pass with
 300 steps of Gatys pixel optimisation on every photo, same loss (dl_core/style/evaluate.py), and prints one JSON
 line, last. `card` rewrites a weight folder's model card from its config.json and metrics.json (dl_core/style/card.py).
+`city-photos` fetches the second held-out check, photos of city buildings and streets from OpenCV's samples.
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", required=True, help="the painting (an image file)")
     parser.add_argument("--name", help="style name (default: the painting's file name, '-' as '_')")
     parser.add_argument("--content", nargs="+", default=[str(p) for p in data.default_content()],
-                        help="folders of content photos to train on (default: the raccoon photos and BSD68)")
+                        help="folders of content photos to train on (default: CamVid train + val, CSun_Hays80, "
+                             "the raccoon photos, BSD68)")
     parser.add_argument("--heldout", nargs="+", default=[str(p) for p in data.default_heldout()],
                         help="folders of held-out photos: validation loss and the Gatys comparison (default: CSet5, CSet14)")
     parser.add_argument("--style-size", type=int, default=256, help="the painting's shorter side, px (default: %(default)s)")
@@ -110,8 +113,9 @@ def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="torch's seed before the evaluation, and the sample's (default: %(default)s)")
     parser.add_argument("--sample", type=int, metavar="N",
                         help="score a seeded sample of N of the photos (the data test's quick check; default: all)")
-    parser.add_argument("--write", action="store_true",
-                        help="also record the result in the folder's metrics.json (as heldout_sample with --sample) and model card")
+    parser.add_argument("--write", nargs="?", const="heldout", choices=["heldout", "city"],
+                        help="also record the result in the folder's metrics.json and model card: as the held-out numbers "
+                             "(heldout_sample with --sample), or with `--write city` as the city photos' numbers")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -124,8 +128,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         metrics_file = Path(args.weights) / "metrics.json"
         metrics = json.loads(metrics_file.read_text())
         command = card.evaluate_command(args.weights, args.data, args.size, args.steps, args.sample, args.seed)
-        record = ({"heldout_sample": {**result, "command": command}} if args.sample else
-                  {"heldout": result, "evaluate_command": command})
+        if args.write == "city":
+            record = {"city": {**result, "command": command}}
+        elif args.sample:
+            record = {"heldout_sample": {**result, "command": command}}
+        else:
+            record = {"heldout": result, "evaluate_command": command}
         metrics_file.write_text(json.dumps({**metrics, **record}, indent=1))
         card.write_card(args.weights)
     print(json.dumps(result))
@@ -133,17 +141,39 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def add_card_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", required=True, help="a style network's weight folder (its config.json and metrics.json)")
+    parser.add_argument("--replaces", metavar="DIR",
+                        help="the folder of the network these weights replace: its evaluated numbers are kept beside "
+                             "the new ones (metrics.json's 'replaces') for the card's old-vs-new table")
 
 
 def cmd_card(args: argparse.Namespace) -> None:
     """Rewrite a weight folder's README.md from its config.json and metrics.json (completing metrics.json)."""
+    if args.replaces:
+        card.record_replaced(args.weights, args.replaces)
     card.write_card(args.weights)
     print(f"wrote {Path(args.weights) / 'README.md'}")
 
 
+def add_city_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=str(data.CITY_FOLDER), help="where to put the photos (default: %(default)s)")
+    parser.add_argument("--from", dest="local_copy", metavar="DIR",
+                        help="copy them from OpenCV's samples unpacked here (e.g. Debian's opencv-doc) instead of downloading")
+
+
+def cmd_city(args: argparse.Namespace) -> None:
+    """Fetch the city photos (dl_core/style/data.py: CITY_PHOTOS), checked against their SHA-256."""
+    try:
+        folder = data.fetch_city_photos(args.out, args.local_copy)
+    except (OSError, ValueError) as err:  # no network, a wrong folder or changed files: say so, no traceback
+        hint = "" if args.local_copy else (" (offline: `apt-get download opencv-doc && dpkg -x opencv-doc_*.deb opencv-doc`, "
+                                           "then --from opencv-doc)")
+        raise SystemExit(f"style.py city-photos: error: {err}{hint}") from None
+    print(f"{len(data.CITY_PHOTOS)} city photos in {folder}")
+
+
 def main(argv: list[str] | None = None) -> None:
     cli.main(__file__, __doc__, {"train": (add_train_flags, cmd_train), "evaluate": (add_evaluate_flags, cmd_evaluate),
-                                 "card": (add_card_flags, cmd_card)}, argv)
+                                 "card": (add_card_flags, cmd_card), "city-photos": (add_city_flags, cmd_city)}, argv)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ Hub repo), without the data set the painting came from.
 
 metrics.json holds what the card reports beyond the architecture: the training arguments and command line
 ("train_args"), the per-epoch history, time and hardware, the runs it was trained on from ("lineage"), and the
-held-out comparison with Gatys ("heldout") with the command that measured it ("evaluate_command").
+held-out comparison with Gatys ("heldout") with the command that measured it ("evaluate_command"), the same on
+the city photos ("city", with its "command"), and where the network replaced an earlier one, that one's numbers
+("replaces", recorded by `card --replaces`).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from pathlib import Path
 from dl_core import hub
 from dl_core.paths import REPO_ROOT, data_path, display_path
 from dl_core.perceptual import WEIGHT_SOURCES
-from dl_core.style.data import describe_folder
+from dl_core.style.data import CITY_SOURCE, describe_folder
 from dl_core.style.evaluate import EVAL_SIZE, GATYS_STEPS
 from dl_core.style.infer import PAINTING_FILE
 from dl_core.style.model import StyleNet, StyleNetConfig
@@ -107,6 +109,23 @@ def complete_metrics(folder: str | Path, metrics: dict) -> dict:
     return metrics
 
 
+def record_replaced(folder: str | Path, replaced: str | Path) -> dict:
+    """Keep the replaced network's evaluated numbers in the new folder's metrics.json as "replaces": its held-out and
+    city records and the commit that last changed its weights (so `git checkout <commit> -- <folder>` brings it back
+    to re-measure). Returns the record."""
+    import subprocess
+
+    old = json.loads((Path(replaced) / "metrics.json").read_text())
+    weights = Path(replaced).resolve() / "model.safetensors"
+    commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", str(weights)], cwd=REPO_ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    record = {"commit": commit or None, "folder": display_path(replaced),
+              **{key: old[key] for key in ("heldout", "city") if key in old}}
+    metrics_file = Path(folder) / "metrics.json"
+    metrics_file.write_text(json.dumps({**json.loads(metrics_file.read_text()), "replaces": record}, indent=1))
+    return record
+
+
 def write_card(folder: str | Path) -> str:
     """Complete the folder's metrics.json (complete_metrics), rewrite its README.md from it and config.json, and
     write painting.jpg from the painting it was trained on where this machine has it (an existing painting.jpg is
@@ -137,6 +156,28 @@ def _metrics_section(heldout: dict, command: str) -> str:
 """
 
 
+def _city_section(city: dict | None, heldout: dict | None, replaces: dict | None) -> str:
+    """The card's check on photos unlike any training set, and the old-vs-new table where the network replaced one."""
+    if not city:
+        return ""
+    section = (f"\n## Photos unlike the training sets\nOn {city['n']} photos of city buildings and streets ({CITY_SOURCE}; "
+               f"fetched by `python train/style.py city-photos`): style ratio **{city['style_ratio']:.2f}**, one forward "
+               f"pass worth **{_matched(city)} Gatys steps**. Reproduce: `{city['command']}`\n")
+    if replaces:
+        def row(name: str, record: dict) -> str:
+            cells = [f"{r['style_ratio']:.2f} | {_matched(r)}" if r else "– | –" for r in (record.get("heldout"), record.get("city"))]
+            return f"| {name} | {' | '.join(cells)} |"
+        commit = f" (weights of commit {replaces['commit']})" if replaces.get("commit") else ""
+        section += ("\n| network | held-out style ratio | steps matched | city style ratio | steps matched |\n|---|---|---|---|---|\n"
+                    f"{row('this one', {'heldout': heldout, 'city': city})}\n{row('the one it replaced' + commit, replaces)}\n")
+    return section
+
+
+def _matched(record: dict) -> str:
+    matched = record.get("gatys_steps_matched")
+    return f"more than {record['gatys_steps']}" if matched is None else str(matched)
+
+
 def _sample_sentence(sample: dict | None) -> str:
     """The card's line on the seeded sample the data test re-scores (recorded by `evaluate --sample N --write`)."""
     if not sample:
@@ -156,6 +197,14 @@ def _steps_matched_sentence(heldout: dict) -> str:
         return f"Its style loss is lower than that of every one of the {heldout['gatys_steps']} Gatys steps.\n"
     return (f"Its one forward pass is worth **{matched} Gatys steps**: the step at which pixel optimisation's mean "
             f"style loss first falls to the network's.\n")
+
+
+def _init_note(train: dict, replaces: dict | None) -> str:
+    """Where a run trained on from the very folder it then replaced, which weights `--init` read."""
+    if not (replaces and replaces.get("commit") and train.get("init") == replaces.get("folder")):
+        return ""
+    return (f"(`--init {train['init']}` read the network this one replaced, the weights of commit {replaces['commit']}: "
+            f"`git checkout {replaces['commit']} -- {train['init']}` brings them back.)\n")
 
 
 def _lineage_section(lineage: list[dict], seconds: float) -> str:
@@ -189,6 +238,7 @@ def model_card(config: StyleNetConfig | dict, metrics: dict) -> str:
     heldout = metrics.get("heldout")
     metrics_section = _metrics_section(heldout, metrics["evaluate_command"]) if heldout else "## Metrics\nNot evaluated (--eval-steps 0).\n"
     metrics_section += _sample_sentence(metrics.get("heldout_sample"))
+    metrics_section += _city_section(metrics.get("city"), heldout, metrics.get("replaces"))
     smoothing = f'softmax, T={loss["temperature"]:g}' if loss["smoothing"] else "none"
     note = f"\n- {train['card_note']}" if train.get("card_note") else ""
     optimiser = f"AdamW (weight decay {train['wd']})" if train.get("wd") else "Adam"
@@ -223,7 +273,7 @@ the weights (`style_grams.*`), so the loss can be recomputed without the paintin
 {_lineage_section(metrics.get("lineage", []), seconds)}```
 {train["command_line"]}
 ```
-{len(history)} epochs × {train["steps_per_epoch"]} batches of {train["bs"]}, {seconds / 60:.1f} minutes on {metrics["hardware"]};
+{_init_note(train, metrics.get("replaces"))}{len(history)} epochs × {train["steps_per_epoch"]} batches of {train["bs"]}, {seconds / 60:.1f} minutes on {metrics["hardware"]};
 {optimiser}, 1cycle (max LR {train["lr"]}), gradient clipping {train["clip"]}, mixed precision {train["mixed_precision"]}.
 
 | epoch | train loss | content | style | held-out loss | seconds |
