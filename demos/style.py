@@ -19,6 +19,7 @@ from demos.common import (
 from dl_core.paths import WEIGHTS_DIR, data_path, display_path
 from dl_core.perceptual import DEFAULT_LAYERS, GRAM_LAYERS, VGG16_TAPS
 from dl_core.style import infer
+from dl_core.style.evaluate import matched_text
 from dl_core.style.infer import feature_extractor, painting_file  # module names here: tests swap feature_extractor
 
 ID = "style"
@@ -205,17 +206,12 @@ def _heldout_comparison(folder: str) -> str:
         sentence += f": the one pass is worth ≈{matched} steps of pixel optimisation."
     if city := metrics.get("city"):
         sentence += (f" On {city['n']} photos of city streets and buildings, a kind none of its training photos are: "
-                     f"{city['style_ratio']:.1f}×, ≈{_steps(city)} steps.")
+                     f"{city['style_ratio']:.1f}×, ≈{matched_text(city)} steps.")
     if replaces := metrics.get("replaces"):
-        before = [f"{name} {r['style_ratio']:.1f}×, ≈{_steps(r)} steps" for name, r in
+        before = [f"{name} {r['style_ratio']:.1f}×, ≈{matched_text(r)} steps" for name, r in
                   (("held-out", replaces.get("heldout")), ("city", replaces.get("city"))) if r]
         sentence += f" (The network it replaced: {'; '.join(before)}.)"
     return sentence
-
-
-def _steps(record: dict) -> str:
-    matched = record.get("gatys_steps_matched")
-    return f"more than {record['gatys_steps']}" if matched is None else str(matched)
 
 
 def bundled_networks_summary() -> str:

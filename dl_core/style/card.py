@@ -21,7 +21,7 @@ from dl_core import hub
 from dl_core.paths import REPO_ROOT, data_path, display_path
 from dl_core.perceptual import WEIGHT_SOURCES
 from dl_core.style.data import CITY_SOURCE, describe_folder
-from dl_core.style.evaluate import EVAL_SIZE, GATYS_STEPS
+from dl_core.style.evaluate import EVAL_SIZE, GATYS_STEPS, matched_text
 from dl_core.style.infer import PAINTING_FILE
 from dl_core.style.model import StyleNet, StyleNetConfig
 
@@ -162,10 +162,10 @@ def _city_section(city: dict | None, heldout: dict | None, replaces: dict | None
         return ""
     section = (f"\n## Photos unlike the training sets\nOn {city['n']} photos of city buildings and streets ({CITY_SOURCE}; "
                f"fetched by `python train/style.py city-photos`): style ratio **{city['style_ratio']:.2f}**, one forward "
-               f"pass worth **{_matched(city)} Gatys steps**. Reproduce: `{city['command']}`\n")
+               f"pass worth **{matched_text(city)} Gatys steps**. Reproduce: `{city['command']}`\n")
     if replaces:
         def row(name: str, record: dict) -> str:
-            cells = [f"{r['style_ratio']:.2f} | {_matched(r)}" if r else "– | –" for r in (record.get("heldout"), record.get("city"))]
+            cells = [f"{r['style_ratio']:.2f} | {matched_text(r)}" if r else "– | –" for r in (record.get("heldout"), record.get("city"))]
             return f"| {name} | {' | '.join(cells)} |"
         commit = f" (weights of commit {replaces['commit']})" if replaces.get("commit") else ""
         section += ("\n| network | held-out style ratio | steps matched | city style ratio | steps matched |\n|---|---|---|---|---|\n"
@@ -173,18 +173,12 @@ def _city_section(city: dict | None, heldout: dict | None, replaces: dict | None
     return section
 
 
-def _matched(record: dict) -> str:
-    matched = record.get("gatys_steps_matched")
-    return f"more than {record['gatys_steps']}" if matched is None else str(matched)
-
-
 def _sample_sentence(sample: dict | None) -> str:
     """The card's line on the seeded sample the data test re-scores (recorded by `evaluate --sample N --write`)."""
     if not sample:
         return ""
-    matched = sample["gatys_steps_matched"]
     return (f"\nOn a seeded sample of {sample['n']} of these photos (the data test's quick check): style ratio "
-            f"{sample['style_ratio']:.2f}, {'more than ' + str(sample['gatys_steps']) if matched is None else matched} "
+            f"{sample['style_ratio']:.2f}, {matched_text(sample)} "
             f"Gatys steps matched. Reproduce: `{sample['command']}`\n")
 
 

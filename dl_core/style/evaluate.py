@@ -71,3 +71,9 @@ def steps_matched(network_style: float, curves: list[list[Losses]]) -> int | Non
     loss over the photos is as low as the network's (the same means as style_ratio). None: lower than every step."""
     mean_curve = [sum(point.style for point in points) / len(points) for points in zip(*curves)]  # after 0, 1, ... updates
     return next((step for step, style in enumerate(mean_curve) if style <= network_style), None)
+
+
+def matched_text(record: dict) -> str:
+    """A recorded comparison's gatys_steps_matched as text: "more than N" where the network beat every step."""
+    matched = record.get("gatys_steps_matched")
+    return f"more than {record['gatys_steps']}" if matched is None else str(matched)
