@@ -336,6 +336,17 @@ def test_city_photos_are_copied_from_a_local_copy_and_checked(tmp_path):
         assert data.fetch_city_photos(tmp_path / "city", samples.parent) == tmp_path / "city"  # kept, and now they match
 
 
+def test_a_card_names_each_photo_set_once_with_its_folders():
+    from dl_core.paths import data_path
+    from dl_core.style.data import CITY_FOLDER, describe_folders
+
+    camvid = [data_path("segmentation", "camvid", "train"), data_path("segmentation", "camvid", "val")]
+    text = describe_folders([*camvid, data_path("superres", "CBSD68"), "elsewhere/mine", CITY_FOLDER])
+    assert text.count("CamVid's street scenes") == 1 and text.count("Berkeley segmentation") == 1
+    assert "`../shared/data/segmentation/camvid/train`, `../shared/data/segmentation/camvid/val` (CamVid's" in text
+    assert "`elsewhere/mine`, `data/city-photos` (OpenCV's sample images" in text  # an unknown folder: its path alone
+
+
 def test_the_card_reads_the_feature_network_and_sizes_from_the_config():
     from dl_core.style.card import model_card
 

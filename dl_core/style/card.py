@@ -20,7 +20,7 @@ from pathlib import Path
 from dl_core import hub
 from dl_core.paths import REPO_ROOT, data_path, display_path
 from dl_core.perceptual import WEIGHT_SOURCES
-from dl_core.style.data import CITY_SOURCE, describe_folder
+from dl_core.style.data import CITY_SOURCE, describe_folders
 from dl_core.style.evaluate import EVAL_SIZE, GATYS_STEPS, matched_text
 from dl_core.style.infer import PAINTING_FILE
 from dl_core.style.model import StyleNet, StyleNetConfig
@@ -258,8 +258,8 @@ the weights (`style_grams.*`), so the loss can be recomputed without the paintin
 
 ## Data
 - Style: *{title}* (public domain), `{Path(train["style"]).name}`, shorter side scaled to {train["style_size"]} px.
-- Content: random {train["size"]}-px crops of {metrics["n_train_photos"]} photos from {", ".join(map(describe_folder, train["content"]))}.
-- Held out, never trained on ({heldout["n"] if heldout else metrics["n_heldout_photos"]} photos): {", ".join(map(describe_folder, train["heldout"]))}.{note}
+- Content: random {train["size"]}-px crops of {metrics["n_train_photos"]} photos from {describe_folders(train["content"])}.
+- Held out, never trained on ({heldout["n"] if heldout else metrics["n_heldout_photos"]} photos): {describe_folders(train["heldout"])}.{note}
 - Feature network: {WEIGHT_SOURCES[loss["backbone"]]}.
 
 {metrics_section}

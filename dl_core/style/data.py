@@ -29,9 +29,9 @@ PHOTO_SETS = {
     "superres/CSet5": "Set5, a super-resolution test set",
     "superres/CSet14": "Set14, a super-resolution test set",
     "superres/CSun_Hays80": "Sun & Hays' 80 scenes, one per SUN category, as distributed with the super-resolution test sets",
-    "segmentation/camvid/train": "CamVid's street scenes, Brostow et al. 2008, SegNet's release, research use",
-    "segmentation/camvid/val": "CamVid's street scenes, Brostow et al. 2008, SegNet's release, research use",
 }
+PHOTO_SETS["segmentation/camvid/train"] = PHOTO_SETS["segmentation/camvid/val"] = (
+    "CamVid's street scenes, Brostow et al. 2008, SegNet's release, research use")
 
 
 def default_content() -> list[Path]:
@@ -95,14 +95,21 @@ def fetch_city_photos(dest: str | Path = CITY_FOLDER, local_copy: str | Path | N
     return dest
 
 
-def describe_folder(folder: str | Path) -> str:
-    """A photo folder as a model card names it: its path (../shared/data/... under the data root) and, for the
-    data sets this project uses, what it is."""
-    shown = display_path(folder)
-    if Path(folder).name == CITY_FOLDER.name:
-        return f"`{shown}` ({CITY_SOURCE}, `python train/style.py city-photos`)"
-    known = PHOTO_SETS.get(shown.removeprefix("../shared/data/"))
-    return f"`{shown}` ({known})" if known else f"`{shown}`"
+def describe_folders(folders: Sequence[str | Path]) -> str:
+    """Photo folders as a model card names them: each path (../shared/data/... under the data root) and, for the
+    data sets this project uses, what it is, said once for folders of one set in a row (CamVid's train and val)."""
+    groups: list[tuple[list[str], str | None]] = []
+    for folder in folders:
+        shown = display_path(folder)
+        if Path(folder).name == CITY_FOLDER.name:  # outside the data root: PHOTO_SETS cannot name it
+            known = f"{CITY_SOURCE}, `python train/style.py city-photos`"
+        else:
+            known = PHOTO_SETS.get(shown.removeprefix("../shared/data/"))
+        if groups and known and groups[-1][1] == known:
+            groups[-1][0].append(shown)
+        else:
+            groups.append(([shown], known))
+    return ", ".join(", ".join(f"`{shown}`" for shown in paths) + (f" ({known})" if known else "") for paths, known in groups)
 
 
 def load_style_image(path: str | Path, size: int) -> torch.Tensor:
