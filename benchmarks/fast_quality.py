@@ -138,8 +138,7 @@ def superres() -> list[dict]:
 
     from demos import superres as tab
     from dl_core.photos import list_images
-    from dl_core.superres.data import downscale, mod_crop
-    from dl_core.superres.evaluate import super_resolve, y_scores
+    from dl_core.superres.evaluate import low_resolution_pair, super_resolve, y_scores
     from dl_core.superres.infer import enlarge
 
     paths = list_images([data_path("superres", "CSet5"), data_path("superres", "CSet14")])
@@ -152,8 +151,7 @@ def superres() -> list[dict]:
         scale = reference.config.scale
         sums = [0.0, 0.0]
         for path in paths:
-            original = mod_crop(Image.open(path).convert("RGB"), scale)
-            low = downscale(original, scale)
+            original, low = low_resolution_pair(Image.open(path), scale)
             with torch.inference_mode():
                 restored = (super_resolve(reference, low), enlarge(shipped, low, fast=True))
             for i, image in enumerate(restored):

@@ -165,10 +165,12 @@ def _city_section(city: dict | None, heldout: dict | None, replaces: dict | None
                f"pass worth **{matched_text(city)} Gatys steps**. Reproduce: `{city['command']}`\n")
     if replaces:
         def row(name: str, record: dict) -> str:
-            cells = [f"{r['style_ratio']:.2f} | {matched_text(r)}" if r else "– | –" for r in (record.get("heldout"), record.get("city"))]
+            cells = [f"{r['style_ratio']:.2f} | {matched_text(r)} | {r['content_loss']:.3f}" if r else "– | – | –"
+                     for r in (record.get("heldout"), record.get("city"))]
             return f"| {name} | {' | '.join(cells)} |"
         commit = f" (weights of commit {replaces['commit']})" if replaces.get("commit") else ""
-        section += ("\n| network | held-out style ratio | steps matched | city style ratio | steps matched |\n|---|---|---|---|---|\n"
+        section += ("\n| network | held-out style ratio | steps matched | content loss | city style ratio | steps matched "
+                    "| content loss |\n|---|---|---|---|---|---|---|\n"
                     f"{row('this one', {'heldout': heldout, 'city': city})}\n{row('the one it replaced' + commit, replaces)}\n")
     return section
 

@@ -104,10 +104,15 @@ def super_resolve(model: torch.nn.Module, low_res: Image.Image, ensemble: bool =
     return to_uint8_image(self_ensemble(model, x) if ensemble else model(x))
 
 
+def low_resolution_pair(image: Image.Image, scale: int) -> tuple[Image.Image, Image.Image]:
+    """(original, low): the image cropped to a multiple of `scale` and its down-sampled copy, what a network restores."""
+    original = mod_crop(image.convert("RGB"), scale)
+    return original, downscale(original, scale)
+
+
 def score_image(model: torch.nn.Module, original: Image.Image, scale: int, ensemble: bool = False) -> dict[str, float]:
     """Down-sample one image, restore it with the network and with bicubic, score both against the original."""
-    original = mod_crop(original.convert("RGB"), scale)
-    low = downscale(original, scale)
+    original, low = low_resolution_pair(original, scale)
     net_psnr, net_ssim = y_scores(super_resolve(model, low, ensemble), original, scale)
     bic_psnr, bic_ssim = y_scores(bicubic_upscale(low, scale), original, scale)
     return {"psnr": net_psnr, "ssim": net_ssim, "psnr_bicubic": bic_psnr, "ssim_bicubic": bic_ssim}
