@@ -125,8 +125,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     photos = evaluate.seeded_sample(list_images(args.data), args.sample, args.seed)
     result = evaluate.evaluate_against_gatys(model, photos, args.size, args.steps)
     if args.write:  # e.g. after a GPU run with --eval-steps 0
-        metrics_file = Path(args.weights) / "metrics.json"
-        metrics = json.loads(metrics_file.read_text())
         command = card.evaluate_command(args.weights, args.data, args.size, args.steps, args.sample, args.seed)
         if args.write == "city":
             record = {"city": {**result, "command": command}}
@@ -134,7 +132,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             record = {"heldout_sample": {**result, "command": command}}
         else:
             record = {"heldout": result, "evaluate_command": command}
-        metrics_file.write_text(json.dumps({**metrics, **record}, indent=1))
+        for key, value in record.items():
+            hub.record_metrics(args.weights, (key,), value)
         card.write_card(args.weights)
     print(json.dumps(result))
 

@@ -121,8 +121,7 @@ def record_replaced(folder: str | Path, replaced: str | Path) -> dict:
                             text=True).stdout.strip()
     record = {"commit": commit or None, "folder": display_path(replaced),
               **{key: old[key] for key in ("heldout", "city") if key in old}}
-    metrics_file = Path(folder) / "metrics.json"
-    metrics_file.write_text(json.dumps({**json.loads(metrics_file.read_text()), "replaces": record}, indent=1))
+    hub.record_metrics(folder, ("replaces",), record)
     return record
 
 
