@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from dl_core.ulmfit.model import AWDLSTMConfig, LanguageModel, TextClassifier, concat_pool
+from benchmarks.attribution_backward import lstm_mean_path_gradient, mean_path_gradient
 from dl_core.ulmfit.infer import SentimentAnalyzer
 from dl_core.text import RULE_TOKENS, SPECIAL_TOKENS, detokenize_with_rules, tokenize_with_rules, undo_rules
 
@@ -124,6 +125,30 @@ def test_attribution_works_on_a_thread_whose_grad_mode_was_left_off():
         assert a.attribute(text, steps=8) == pytest.approx(expected)
     finally:
         torch.set_grad_enabled(True)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_the_written_out_lstm_backward_gives_autograds_gradients(n_classes):
+    """benchmarks/attribution_backward.py's integrated gradients skip the weight gradients and share layer 1's
+    projection along the path: its timings mean something only if the numbers are autograd's."""
+    torch.manual_seed(1)
+    cfg = AWDLSTMConfig(vocab=list(SPECIAL_TOKENS) + WORDS, emb_dim=8, hidden_dim=12)
+    clf = TextClassifier.from_language_model(LanguageModel(cfg), head_hidden=16, classes=[f"c{i}" for i in range(n_classes)])
+    for p in clf.parameters():
+        p.data = 0.5 * torch.randn_like(p)  # large enough weights that every gate saturates somewhere
+    for norm in (m for m in clf.head if isinstance(m, torch.nn.BatchNorm1d)):
+        norm.running_mean.normal_()
+        norm.running_var.uniform_(0.5, 2.0)
+    clf.eval()
+    embedded, alphas = torch.randn(23, 8), (torch.arange(5) + 0.5) / 5
+
+    def objective(logits):
+        return torch.log_softmax(logits, -1)[:, 1]
+
+    reference = mean_path_gradient(clf, embedded, alphas, objective)
+    written_out = lstm_mean_path_gradient(clf, embedded, alphas, objective)
+    assert reference.abs().max() > 1e-3  # a gradient worth comparing
+    assert written_out == pytest.approx(reference, abs=1e-5 * float(reference.abs().max()))
 
 
 # --- the tab's two readers: whole reviews and one-liners ------------------------------------------------------
