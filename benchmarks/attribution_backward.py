@@ -28,30 +28,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+from dl_core.ulmfit.infer import mean_path_gradient
 from dl_core.ulmfit.model import TextClassifier, concat_pool
 
 Objective = Callable[[torch.Tensor], torch.Tensor]  # logits (S, C) -> one number per path point (S,)
-
-
-def _head_objective(classifier: TextClassifier, outputs: torch.Tensor, objective: Objective) -> torch.Tensor:
-    """objective(head(concat pool(outputs))) for outputs (S, T, E): (S,)."""
-    lengths = torch.full((outputs.size(0),), outputs.size(1))
-    return objective(classifier.head(concat_pool(outputs, lengths)))
-
-
-@torch.enable_grad()  # explicitly: it must not depend on the grad mode a server thread was left in
-def mean_path_gradient(classifier: TextClassifier, embedded: torch.Tensor, alphas: torch.Tensor,
-                       objective: Objective) -> torch.Tensor:
-    """Autograd through the encoder's own layers (eval: no dropout), as plain PyTorch computes it. (T, E)."""
-    enc = classifier.encoder
-    path = (alphas[:, None, None] * embedded).requires_grad_(True)  # (S, T, E)
-    x = path
-    for i, layer in enumerate(enc.layers):
-        x, _ = layer(x)
-        if i < len(enc.hidden_dropouts):
-            x = enc.hidden_dropouts[i](x)
-    (grad,) = torch.autograd.grad(_head_objective(classifier, x, objective).sum(), path)
-    return grad.mean(0)
 
 
 @dataclass
@@ -138,7 +118,8 @@ def lstm_mean_path_gradient(classifier: TextClassifier, embedded: torch.Tensor, 
 
     with torch.enable_grad():  # the head is small: autograd from the last layer's outputs
         top = outputs.transpose(0, 1).detach().requires_grad_(True)  # (S, T, E)
-        (d_top,) = torch.autograd.grad(_head_objective(classifier, top, objective).sum(), top)
+        lengths = torch.full((top.size(0),), top.size(1))
+        (d_top,) = torch.autograd.grad(objective(classifier.head(concat_pool(top, lengths))).sum(), top)
     d_outputs = d_top.transpose(0, 1).contiguous()  # (T, S, E)
 
     for (w_ih, w_hh, _), tape in zip(reversed(layers[1:]), reversed(tapes[1:])):

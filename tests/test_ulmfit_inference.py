@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from dl_core.ulmfit.model import AWDLSTMConfig, LanguageModel, TextClassifier, concat_pool
-from benchmarks.attribution_backward import lstm_mean_path_gradient, mean_path_gradient
-from dl_core.ulmfit.infer import SentimentAnalyzer
+from benchmarks.attribution_backward import lstm_mean_path_gradient
+from dl_core.ulmfit.infer import SentimentAnalyzer, mean_path_gradient
 from dl_core.text import RULE_TOKENS, SPECIAL_TOKENS, detokenize_with_rules, tokenize_with_rules, undo_rules
 
 WORDS = ["the", "film", "was", "great", "awful", ".", "i", "it", "loved", "!", "very"]

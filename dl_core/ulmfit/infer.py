@@ -126,6 +126,24 @@ def app_analyzer(load_classifier: Callable[[str, bool], ReaderModel | None], lm:
     return SentimentAnalyzer([m for m in long if m is not None], lm, short=short)
 
 
+@torch.enable_grad()  # explicitly: it must not depend on the grad mode a server thread was left in
+def mean_path_gradient(classifier: TextClassifier, embedded: torch.Tensor, alphas: torch.Tensor,
+                       objective: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Integrated gradients' average gradient: d objective / d point over the path's points alpha * embedded,
+    by autograd through the encoder's layers (eval: no dropout). embedded (T, E), alphas (S,); `objective` maps
+    the logits (S, C) to one number per point (S,). Returns (T, E)."""
+    enc = classifier.encoder
+    path = (alphas[:, None, None] * embedded).requires_grad_(True)  # (S, T, E)
+    x = path
+    for i, layer in enumerate(enc.layers):  # the encoder's forward from embeddings on
+        x, _ = layer(x)
+        if i < len(enc.hidden_dropouts):
+            x = enc.hidden_dropouts[i](x)
+    lengths = torch.full((path.size(0),), path.size(1))
+    (grad,) = torch.autograd.grad(objective(classifier.head(concat_pool(x, lengths))).sum(), path)
+    return grad.mean(0)
+
+
 class SentimentAnalyzer:
     """`classifier` is one TextClassifier or several models (ULMFiT's forward + backward ensemble; an NBSVM may
     join): several average their probabilities, and the attribution is that of their mean logit margin.
@@ -179,29 +197,20 @@ class SentimentAnalyzer:
         scores = torch.tensor(model.token_scores(text.original_tokens))  # towards the positive class
         return scores if model.config.classes.index(target) == 1 else -scores
 
-    @torch.enable_grad()  # explicitly: it must not depend on the grad mode a server thread was left in
     def _integrated_gradients(self, model: TextClassifier, token_ids: list[int], steps: int, target: str) -> torch.Tensor:
-        enc = model.encoder
         target_index = self.classes.index(target)
         backwards = model.config.backwards  # this model reads the text end to start: so does the path
         ids = torch.tensor([token_ids[::-1] if backwards else token_ids])  # (1, T)
         with torch.no_grad():
-            embedded = enc.embedding(ids)  # (1, T, E)
+            embedded = model.encoder.embedding(ids)[0]  # (T, E)
         alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps  # midpoint rule on (0, 1]
-        path = (alphas[:, None, None] * embedded).requires_grad_(True)  # (steps, T, E)
-        lengths = torch.full((steps,), ids.size(1))
-        x = path
-        for i, layer in enumerate(enc.layers):  # the encoder's forward from embeddings on (eval: no dropout)
-            x, _ = layer(x)
-            if i < len(enc.hidden_dropouts):
-                x = enc.hidden_dropouts[i](x)
-        logits = model.head(concat_pool(x, lengths))  # (steps, C)
-        if len(self.classes) == 2:
-            margin = logits[:, target_index] - logits[:, 1 - target_index]
-        else:
-            margin = F.log_softmax(logits, -1)[:, target_index]
-        (grad,) = torch.autograd.grad(margin.sum(), path)
-        scores = (embedded[0] * grad.mean(0)).sum(-1)  # (T,): embedding x average gradient along the path
+
+        def margin(logits: torch.Tensor) -> torch.Tensor:  # (steps, C) -> (steps,)
+            if len(self.classes) == 2:
+                return logits[:, target_index] - logits[:, 1 - target_index]
+            return F.log_softmax(logits, -1)[:, target_index]
+
+        scores = (embedded * mean_path_gradient(model, embedded, alphas, margin)).sum(-1)  # (T,): embedding x average gradient
         return scores.flip(0) if backwards else scores  # back in reading order
 
     @torch.no_grad()
