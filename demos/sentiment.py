@@ -115,14 +115,18 @@ _NBSVM = ("python train/sentiment.py nbsvm --data ../shared/data/sentiment/rt-po
           "--extra-train ../shared/data/sentiment/aclImdb_v1.tar.gz --out weights/sentiment-nbsvm   # under a minute")
 
 def _fast(model):
-    """An int8 copy of a network's LSTMs for classifying and generating (dl_core/fast.py); the fp32 network stays
-    for integrated gradients, which need its gradients. An NBSVM is left as it is."""
+    """A fast copy of a network's LSTMs (dl_core/fast.py). A classifier reads the whole text at once, where bf16
+    LSTMs measure faster than int8 and also give integrated gradients theirs (where the CPU multiplies bf16
+    natively; elsewhere int8, and the fp32 network for the gradients). The language model generates a token at a
+    time, bound by reading its weights: int8. An NBSVM is left as it is."""
     import torch
 
     from dl_core.fast import with_inference_copy
     from dl_core.ulmfit.model import LanguageModel, TextClassifier
 
-    return with_inference_copy(model, (torch.nn.LSTM,)) if isinstance(model, (TextClassifier, LanguageModel)) else model
+    if not isinstance(model, (TextClassifier, LanguageModel)):
+        return model
+    return with_inference_copy(model, (torch.nn.LSTM,), prefer_bf16=isinstance(model, TextClassifier))
 
 
 CLASSIFIER = LazyModel("sentiment", _load_classifier, _PIPELINE, check=_check_classifier, prepare=_fast)

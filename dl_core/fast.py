@@ -4,6 +4,7 @@
     speed_up_convnet(model)      # in place: bf16 autocast where the CPU multiplies bf16 natively, channels_last,
                                  # torch.compile (inductor); outputs come back in float32, eager where compiling fails
     speed_up_recurrent(model)    # a copy with int8 dynamic quantisation of its LSTM/GRU and Linear layers
+                                 # (bf16=True: a copy with its LSTMs in bf16, which also gives gradients)
     fast_paths_enabled()         # False with DL_FAST_PATH=0: every model runs as plain fp32 eager (the reference)
     compile_enabled()            # False with DL_COMPILE=0: bf16 and layouts stay, torch.compile is skipped (the
                                  # tests set it: each compile costs 5-20 s of CPU, once per model and input shape)
@@ -11,7 +12,9 @@
 Why these: a batch-1 conv net on 2 cores is bound by memory traffic and by the many small element-wise ops between
 its convolutions. bf16 halves the bytes (AVX512-BF16 / AMX multiply them natively), channels_last is oneDNN's own
 layout, and inductor fuses the element-wise ops into the convolutions' neighbours. Recurrent layers at batch 1 are
-matrix-vector products bound by reading the weights: int8 reads a quarter of the bytes (fbgemm, VNNI).
+matrix-vector products bound by reading the weights: int8 reads a quarter of the bytes (fbgemm, VNNI). A whole
+text read at once (a classifier, integrated gradients' batch of path points) is compute-bound instead, and there
+oneDNN's bf16 LSTM kernels beat int8, and give gradients, which int8 copies cannot.
 torch.compile needs a C++ compiler where it runs (on a Space, packages.txt installs g++); without one the eager
 bf16 path runs, and the tab works the same, a little slower.
 """
@@ -159,13 +162,25 @@ def _fast_method(model: nn.Module, eager, path: FastPath, bf16: bool, compile: b
     return call
 
 
-def speed_up_recurrent(model: nn.Module, layers: tuple[type[nn.Module], ...] = RECURRENT_LAYERS) -> nn.Module:
+def speed_up_recurrent(model: nn.Module, layers: tuple[type[nn.Module], ...] = RECURRENT_LAYERS,
+                       bf16: bool = False) -> nn.Module:
     """A copy of an eval-mode recurrent model with int8 dynamic quantisation of its `layers` (weights int8,
     activations quantised per call); `model.fast_path` says so. The model itself with DL_FAST_PATH=0.
-    (A quantised Linear's `weight` is a method, not a tensor: leave Linear out where code reads `.weight`.)"""
+    (A quantised Linear's `weight` is a method, not a tensor: leave Linear out where code reads `.weight`.)
+    bf16=True: instead, a copy whose `layers` hold bf16 weights (the model's code must feed them inputs of their
+    weights' dtype, as dl_core.ulmfit's WeightDropLSTM does); unlike int8, autograd goes through it."""
     if not fast_paths_enabled():
         model.__dict__.setdefault("fast_path", FastPath())
         return model
+    if bf16:
+        import copy
+
+        converted = copy.deepcopy(model.eval())
+        for module in converted.modules():
+            if isinstance(module, layers):
+                module.to(torch.bfloat16)
+        converted.fast_path = FastPath(bf16=True)
+        return converted
     import warnings
 
     from torch.ao.quantization import quantize_dynamic
@@ -178,15 +193,24 @@ def speed_up_recurrent(model: nn.Module, layers: tuple[type[nn.Module], ...] = R
     return quantized
 
 
-def with_inference_copy(model: nn.Module, layers: tuple[type[nn.Module], ...] = RECURRENT_LAYERS) -> nn.Module:
-    """The fp32 model, carrying an int8 copy (speed_up_recurrent) for the calls that need no gradients (classify,
-    generate), while what needs them (integrated gradients) keeps the fp32 model. The copy is not a submodule:
-    the model's state_dict and parameters stay its own. `inference_copy(model)` picks it."""
+def with_inference_copy(model: nn.Module, layers: tuple[type[nn.Module], ...] = RECURRENT_LAYERS,
+                        prefer_bf16: bool = False) -> nn.Module:
+    """The fp32 model, carrying a fast copy (speed_up_recurrent) that `inference_copy(model)` picks: int8 for
+    the calls that need no gradients (classify, generate), while what needs them (integrated gradients) keeps
+    the fp32 model. prefer_bf16 (for whole texts read at once, see the module docstring): where this CPU
+    multiplies bf16 natively the copy is bf16 instead, and `gradient_copy(model)` picks it too. The copy is not
+    a submodule: the model's state_dict and parameters stay its own."""
     if fast_paths_enabled():
-        object.__setattr__(model, "_inference_copy", speed_up_recurrent(model, layers))
+        object.__setattr__(model, "_inference_copy", speed_up_recurrent(model, layers, bf16=prefer_bf16 and native_bf16()))
     return model
 
 
 def inference_copy(model):
-    """The int8 copy `with_inference_copy` attached, else the model itself (an NBSVM, a reference run)."""
+    """The copy `with_inference_copy` attached, else the model itself (an NBSVM, a reference run)."""
     return getattr(model, "__dict__", {}).get("_inference_copy", model)
+
+
+def gradient_copy(model):
+    """What to take gradients through: the attached copy where it gives them (bf16), else the model itself."""
+    copied = inference_copy(model)
+    return copied if copied is not model and not copied.fast_path.int8 else model

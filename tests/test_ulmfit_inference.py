@@ -151,6 +151,48 @@ def test_the_written_out_lstm_backward_gives_autograds_gradients(n_classes):
     assert written_out == pytest.approx(reference, abs=1e-5 * float(reference.abs().max()))
 
 
+# --- the fast copies the app reads with (dl_core/fast.py) --------------------------------------------------------
+def test_a_bf16_copy_classifies_and_attributes_close_to_fp32_and_leaves_the_model_alone():
+    from dl_core.fast import gradient_copy, speed_up_recurrent
+
+    a = analyzer()
+    clf = a.classifier
+    text = a.prepare("The film was great. I loved it! Very very great.")
+    expected_probs, expected_scores = a.classify(text), torch.tensor(a.attribute(text, steps=16))
+    copied = speed_up_recurrent(clf, (torch.nn.LSTM,), bf16=True)
+    object.__setattr__(clf, "_inference_copy", copied)  # as with_inference_copy attaches it
+    assert gradient_copy(clf) is copied and copied.fast_path.describe() == "bf16"
+    assert {p.dtype for p in clf.encoder.layers.parameters()} == {torch.float32}  # the model itself is untouched
+    assert {p.dtype for p in copied.encoder.layers.parameters()} == {torch.bfloat16}
+    probs, scores = a.classify(text), torch.tensor(a.attribute(text, steps=16))
+    assert probs == pytest.approx(expected_probs, abs=0.02)
+    assert float((scores - expected_scores).norm() / expected_scores.norm()) < 0.1
+
+
+def test_gradients_go_through_the_fp32_model_unless_its_copy_gives_them(monkeypatch):
+    from dl_core import fast
+
+    clf = analyzer().classifier
+    assert fast.gradient_copy(clf) is clf  # no copy attached: a reference run
+    monkeypatch.setattr(fast, "native_bf16", lambda: False)
+    fast.with_inference_copy(clf, (torch.nn.LSTM,), prefer_bf16=True)  # this CPU would emulate bf16: int8 instead
+    assert fast.inference_copy(clf).fast_path.int8 and fast.gradient_copy(clf) is clf
+    monkeypatch.setattr(fast, "native_bf16", lambda: True)
+    fast.with_inference_copy(clf, (torch.nn.LSTM,), prefer_bf16=True)
+    assert fast.gradient_copy(clf) is fast.inference_copy(clf) and fast.inference_copy(clf).fast_path.bf16
+
+
+def test_a_bf16_lstm_layer_takes_and_returns_float32_states():
+    from dl_core.fast import speed_up_recurrent
+
+    layer = _classifier(0).encoder.layers[0]
+    fast_layer = speed_up_recurrent(layer, (torch.nn.LSTM,), bf16=True)
+    x, state = torch.randn(2, 5, 8), (torch.zeros(1, 2, 12), torch.zeros(1, 2, 12))
+    (expected, _), (outputs, (h, c)) = layer(x, state), fast_layer(x, state)
+    assert outputs.dtype == h.dtype == c.dtype == torch.float32
+    assert torch.allclose(outputs, expected, atol=0.02)
+
+
 # --- the tab's two readers: whole reviews and one-liners ------------------------------------------------------
 def _classifier(seed: int, words=WORDS, backwards: bool = False) -> TextClassifier:
     torch.manual_seed(seed)

@@ -22,7 +22,7 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from dl_core.fast import inference_copy
+from dl_core.fast import gradient_copy, inference_copy
 from dl_core.ulmfit.model import LanguageModel, TextClassifier, concat_pool
 from dl_core.ulmfit.nbsvm import NBSVM
 from dl_core.text import RULE_TOKENS, TK_MAJ, TK_UP, Vocab, detokenize_with_rules, tokenize_with_rules
@@ -113,7 +113,7 @@ def reader_probabilities(model: ReaderModel, text: "PreparedText") -> torch.Tens
     """(C,) one model's probabilities for a prepared text: ids for a network, the words for an NBSVM."""
     if isinstance(model, NBSVM):
         return model.predict_proba([text.original_tokens])[0]
-    return inference_copy(model).predict_proba([text.ids])[0]  # its int8 copy where the app attached one
+    return inference_copy(model).predict_proba([text.ids])[0]  # its fast copy where the app attached one
 
 
 def app_analyzer(load_classifier: Callable[[str, bool], ReaderModel | None], lm: LanguageModel | None = None) -> "SentimentAnalyzer":
@@ -210,7 +210,8 @@ class SentimentAnalyzer:
                 return logits[:, target_index] - logits[:, 1 - target_index]
             return F.log_softmax(logits, -1)[:, target_index]
 
-        scores = (embedded * mean_path_gradient(model, embedded, alphas, margin)).sum(-1)  # (T,): embedding x average gradient
+        gradient = mean_path_gradient(gradient_copy(model), embedded, alphas, margin)  # its bf16 copy where attached
+        scores = (embedded * gradient).sum(-1)  # (T,): embedding x average gradient
         return scores.flip(0) if backwards else scores  # back in reading order
 
     @torch.no_grad()

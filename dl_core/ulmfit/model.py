@@ -12,7 +12,8 @@ Read top to bottom:
 Merity et al. 2017 (AWD-LSTM) and Howard & Ruder 2018 (ULMFiT). Differences from the lesson, and why:
 - The LSTMs always run in fp32 (autocast is switched off around them). Under bf16 autocast PyTorch runs
   cuDNN RNNs in fp16 without a gradient scaler, and LM gradients (a mean over ~20k tokens) underflow
-  there. cuDNN still uses TF32 tensor cores, and the big matmul (the decoder) does run in bf16.
+  there. cuDNN still uses TF32 tensor cores, and the big matmul (the decoder) does run in bf16. At inference an
+  LSTM whose weights were cast to bf16 (dl_core.fast: oneDNN's bf16 kernels on CPU) reads bf16 inputs.
 - Texts are padded at the end, not the front, and pooling looks only at real positions, so a text's
   prediction does not depend on what it was batched with.
 """
@@ -90,11 +91,18 @@ class WeightDropLSTM(nn.Module):
         self.weight_p = weight_p
 
     def forward(self, x: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
-        # x (B, T, D_in) -> outputs (B, T, H), (h, c) each (1, B, H)
+        # x (B, T, D_in) -> outputs (B, T, H), (h, c) each (1, B, H), in float32
         with torch.autocast(device_type=x.device.type, enabled=False):  # fp32: see the module docstring
-            x = x.float()
             if not self.training or self.weight_p == 0:
-                return self.lstm(x, state)
+                # The weights' own dtype: bf16 in dl_core.fast's bf16 copy (oneDNN's bf16 kernels, no autocast);
+                # a quantised copy holds packed weights instead, and takes float32.
+                weight = getattr(self.lstm, "weight_ih_l0", None)
+                dtype = weight.dtype if isinstance(weight, torch.Tensor) else torch.float32
+                if state is not None:
+                    state = tuple(s.to(dtype) for s in state)
+                outputs, (h, c) = self.lstm(x.to(dtype), state)
+                return outputs.float(), (h.float(), c.float())
+            x = x.float()
             dropped = F.dropout(self.lstm.weight_hh_l0, self.weight_p, training=True)  # (4H, H)
             with warnings.catch_warnings():
                 # cuDNN notes that the swapped-in weight is not in its flat buffer; it copies it, as intended.
