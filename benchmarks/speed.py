@@ -235,8 +235,9 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
     only = {name.strip() for name in args.only.split(",") if name.strip()}
     rows = []
+    names_paths = bool(only - set(PATHS))  # a path's tab is known once built: then every tab is built
     for tab, build in PATHS.items():
-        if only and tab not in only and not any(name.startswith(tab[:4]) for name in only):
+        if only and tab not in only and not names_paths:
             continue  # a cheap skip: building a tab's models costs seconds
         try:
             paths = build()
@@ -250,8 +251,11 @@ def main(argv: list[str] | None = None) -> dict:
                                           repeats=max(3, round(args.repeats * path.repeats)), warmup=2)
             rows.append((path, times["reference"], times["shipped"]))
             print(f"{path.name}: {times['reference']:.1f} -> {times['shipped']:.1f} ms", file=sys.stderr)
+    unmatched = only - set(PATHS) - {path.name for path, _, _ in rows}
     if only and not rows:
         parser.error(f"--only {args.only!r} matched no path: name tabs ({', '.join(PATHS)}) or their paths")
+    if unmatched:
+        print(f"--only: no path named {', '.join(sorted(unmatched))}", file=sys.stderr)
     print("| path | what | fp32 eager ms | shipped ms | shipped ÷ fp32 | shipped path | target ms (this machine, today) |")
     print("|---|---|---|---|---|---|---|")
     for path, ref, ship in rows:

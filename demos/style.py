@@ -59,9 +59,15 @@ BUNDLED_NETWORKS_MARK = "<!-- bundled networks -->"  # style.md's place for what
 def _fast_network(network):
     from dl_core.fast import speed_up_convnet
 
-    # bf16 + channels_last, not compiled: photos come in every size, and compiling this network for dynamic shapes
-    # fails in torch 2.14's inductor (TensorReferenceAnalysis.python_mod), while a compile per size costs ~15 s each
-    return speed_up_convnet(network, compile=False)
+    # bf16 + channels_last, and compiled for any size: photos come in every size. Only the convolutions are
+    # compiled (StyleNet.transform), since the padding arithmetic in forward breaks inductor's dynamic shapes in
+    # torch 2.14 (TensorReferenceAnalysis.python_mod). The networks of one architecture share the compiled code.
+    import torch
+
+    network = speed_up_convnet(network, methods=("transform",), dynamic=True)
+    with torch.inference_mode():  # compile now, on a photo that is not square: a square one would specialise to H == W
+        network(torch.rand(1, 3, 8 * network.scale, 12 * network.scale))
+    return network
 
 
 MODELS = {

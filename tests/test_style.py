@@ -180,6 +180,23 @@ def test_style_net_keeps_any_size_and_range(h, w, channels):
     assert net.scale == 2 ** (len(channels) - 1)
 
 
+def test_the_tabs_fast_network_runs_its_convolutions_in_bf16_and_keeps_size_and_range(monkeypatch):
+    from demos.style import _fast_network
+
+    monkeypatch.setenv("DL_COMPILE", "0")  # compiling is for the app; the tests keep to eager bf16
+    torch.manual_seed(0)
+    reference = StyleNet(StyleNetConfig(channels=(4, 8, 16, 32), residual_blocks=1)).eval()
+    network = StyleNet(reference.config).eval()
+    network.load_state_dict(reference.state_dict())
+    network = _fast_network(network)
+    assert network.fast_path.bf16 and "transform" in network.__dict__ and "forward" not in network.__dict__
+    photo = torch.rand(1, 3, 37, 50)
+    with torch.inference_mode():
+        out, expected = network(photo), reference(photo)
+    assert out.shape == photo.shape and out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1
+    assert torch.allclose(out, expected, atol=0.03)
+
+
 def test_style_net_rejects_other_depths():
     with pytest.raises(ValueError, match="3 or 4 widths"):
         StyleNet(StyleNetConfig(channels=(4, 8)))

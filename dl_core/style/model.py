@@ -106,8 +106,12 @@ class StyleNet(
         pad_h, pad_w = max(-h % self.scale, 2 * self.scale - h), max(-w % self.scale, 2 * self.scale - w)
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"
         x = F.pad(images, (0, pad_w, 0, pad_h), mode=mode) if pad_h or pad_w else images
-        x = self.decoder(self.residuals(self.encoder(x * 2 - 1)))  # the network works on [-1, 1]
-        return torch.sigmoid(x[..., :h, :w])  # (B, 3, H, W); sigmoid keeps pixels in range with a live gradient
+        return torch.sigmoid(self.transform(x)[..., :h, :w])  # (B, 3, H, W); sigmoid: in range, with a live gradient
+
+    def transform(self, padded: torch.Tensor) -> torch.Tensor:
+        """The convolutions alone: (B, 3, H, W) in [0, 1], H and W multiples of `scale` -> logits (B, 3, H, W).
+        A method of its own so that dl_core.fast can compile it for any size: the padding arithmetic stays outside."""
+        return self.decoder(self.residuals(self.encoder(padded * 2 - 1)))  # the network works on [-1, 1]
 
     def set_style_grams(self, grams: dict[str, torch.Tensor]) -> None:
         for layer, gram in grams.items():
