@@ -2,7 +2,8 @@
 `benchmarks/speed.py` times it against the same weights run as plain fp32 eager PyTorch.
 
     speed_up_convnet(model)      # in place: bf16 autocast where the CPU multiplies bf16 natively, channels_last,
-                                 # torch.compile (inductor); outputs come back in float32, eager where compiling fails
+                                 # torch.compile (inductor; weights frozen into the compiled code where the input
+                                 # size is fixed); outputs come back in float32, eager where compiling fails
     speed_up_recurrent(model)    # a copy with int8 dynamic quantisation of its LSTM/GRU and Linear layers
                                  # (bf16=True: a copy with its LSTMs in bf16, which also gives gradients)
     fast_paths_enabled()         # False with DL_FAST_PATH=0: every model runs as plain fp32 eager (the reference)
@@ -11,7 +12,10 @@
 
 Why these: a batch-1 conv net on 2 cores is bound by memory traffic and by the many small element-wise ops between
 its convolutions. bf16 halves the bytes (AVX512-BF16 / AMX multiply them natively), channels_last is oneDNN's own
-layout, and inductor fuses the element-wise ops into the convolutions' neighbours. Recurrent layers at batch 1 are
+layout, and inductor fuses the element-wise ops into the convolutions' neighbours. For one input size, inductor's
+freezing also treats the weights as constants: batch norms fold, weights are cast to bf16 and packed in oneDNN's
+blocked layout once at compile time rather than on every call (detection 0.54 -> 0.33 of fp32 eager, a CIFAR
+DarkNet 0.81 -> 0.47); for inputs of any size it measured slower (instant style 0.42 -> 0.61), so it is off there. Recurrent layers at batch 1 are
 matrix-vector products bound by reading the weights: int8 reads a quarter of the bytes (fbgemm, VNNI). A whole
 text read at once (a classifier, integrated gradients' batch of path points) is compute-bound instead, and there
 oneDNN's bf16 LSTM kernels beat int8, and give gradients, which int8 copies cannot.
@@ -56,6 +60,7 @@ class FastPath:
     bf16: bool = False
     channels_last: bool = False
     compiled: bool = False
+    frozen: bool = False  # compiled with its weights as constants (inductor's freezing)
     int8: bool = False
     folded_batchnorm: bool = False
     fallback: str = ""  # why compiling was abandoned, if it was
@@ -69,7 +74,8 @@ class FastPath:
     def describe(self) -> str:
         parts = [name for name, on in (("batch norm folded", self.folded_batchnorm), ("bf16", self.bf16),
                                        ("channels_last", self.channels_last),
-                                       ("torch.compile", self.compiled), ("int8 dynamic", self.int8)) if on]
+                                       ("torch.compile" + " (frozen weights)" * self.frozen, self.compiled),
+                                       ("int8 dynamic", self.int8)) if on]
         text = " + ".join(parts) or "fp32 eager"
         return f"{text} (compile failed, eager: {self.fallback})" if self.fallback else text
 
@@ -89,12 +95,14 @@ def _float32(output):
 
 def speed_up_convnet(model: nn.Module, bf16: bool | None = None, compile: bool | None = None,
                      channels_last: bool = True, dynamic: bool | None = None,
-                     methods: tuple[str, ...] = ("forward",)) -> nn.Module:
+                     methods: tuple[str, ...] = ("forward",), freeze: bool | None = None) -> nn.Module:
     """Give an eval-mode conv net the CPU fast path, in place (its methods, state_dict and class stay as they are:
     only the `methods` are wrapped). bf16: autocast to bf16 (default: where native). compile: torch.compile its forward
     for inference (default: unless DL_COMPILE=0; calls with gradients enabled run the eager bf16 forward); dynamic:
     torch.compile's (True for inputs of many sizes: one compile for all of them); methods: which of the model's
-    methods to wrap (e.g. DarkNet's `stages`, which its forward calls, and the tab too: wrap that alone, not both).
+    methods to wrap (e.g. DarkNet's `stages`, which its forward calls, and the tab too: wrap that alone, not both);
+    freeze: compile with the weights as constants (default: unless dynamic), so the weights must not change after
+    the first compiled call: for an app's loaded model, not one that trains.
     Returns the model, with `model.fast_path` (a FastPath) saying what was applied (including batch norms folded
     beforehand: see `batchnorm_folded`). Does nothing with DL_FAST_PATH=0."""
     if not fast_paths_enabled() or hasattr(model, "fast_path"):
@@ -105,9 +113,11 @@ def speed_up_convnet(model: nn.Module, bf16: bool | None = None, compile: bool |
     model.eval()
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    path = FastPath(bf16=bf16, channels_last=channels_last, compiled=compile, folded_batchnorm=batchnorm_folded(model))
+    freeze = compile and (not dynamic if freeze is None else freeze)
+    path = FastPath(bf16=bf16, channels_last=channels_last, compiled=compile, frozen=freeze,
+                    folded_batchnorm=batchnorm_folded(model))
     for name in methods:
-        setattr(model, name, _fast_method(model, getattr(model, name), path, bf16, compile, dynamic))
+        setattr(model, name, _fast_method(model, getattr(model, name), path, bf16, compile, dynamic, freeze))
     model.fast_path = path
     return model
 
@@ -130,9 +140,11 @@ def batchnorm_folded(model: nn.Module) -> bool:
 
 
 RECURRENT_LAYERS = (nn.LSTM, nn.GRU, nn.Linear)
+_COMPILED_CALLS = threading.Lock()  # also: a first call compiles, and two requests at once must not both do it
 
 
-def _fast_method(model: nn.Module, eager, path: FastPath, bf16: bool, compile: bool, dynamic: bool | None):
+def _fast_method(model: nn.Module, eager, path: FastPath, bf16: bool, compile: bool, dynamic: bool | None,
+                 freeze: bool):
     """`eager` (a bound method of `model`) under bf16 autocast with float32 outputs, compiled for inference."""
 
     def autocast_call(*args, **kwargs):
@@ -140,14 +152,15 @@ def _fast_method(model: nn.Module, eager, path: FastPath, bf16: bool, compile: b
             return _float32(eager(*args, **kwargs))
 
     compiled = torch.compile(autocast_call, dynamic=dynamic) if compile else None
-    lock = threading.Lock()  # the first call compiles; two requests at once must not both do it
     first = True
 
     def call(*args, **kwargs):
         nonlocal compiled, first
         if compiled is not None and not torch.is_grad_enabled():
             try:
-                with lock:
+                # inductor's freezing setting is process-wide, and read while dynamo traces (on a call that
+                # compiles): compiled calls take turns, each under its own setting
+                with _COMPILED_CALLS, torch._inductor.config.patch(freezing=freeze):
                     started = time.perf_counter()
                     out = compiled(*args, **kwargs)
                     if first:

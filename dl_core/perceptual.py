@@ -66,8 +66,16 @@ WEIGHT_SOURCES = {
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, C): channel co-activations averaged over positions, divided by C too."""
     b, c, h, w = features.shape
+    if _channels_last(features):  # read in place as (B, N, C): no copy into (B, C, N), forward or backward
+        positions = features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # (B, N, C)
+        return torch.bmm(positions.transpose(1, 2), positions) / (c * h * w)  # (B, C, C)
     flat = features.reshape(b, c, h * w)  # (B, C, N)
     return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)  # (B, C, C)
+
+
+def _channels_last(features: torch.Tensor) -> bool:
+    """Laid out channels-last (a fast path's features) rather than as plain (B, C, H, W)."""
+    return not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last)
 
 
 def relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -84,10 +92,13 @@ def softmax_smooth(features: torch.Tensor, temperature: float = 1.0) -> torch.Te
     with a fixed temperature, layers whose activations reach +-10 saturate the softmax to a one-hot map and
     the gradient dies (we saw the losses freeze at step 0), while the std makes one temperature fit all layers."""
     b = features.shape[0]
-    flat = features.reshape(b, -1)  # (B, C*H*W)
+    # the softmax is over all of an image's activations, in whatever order memory holds them: no layout copy
+    in_memory_order = features.permute(0, 2, 3, 1) if _channels_last(features) else features
+    flat = in_memory_order.reshape(b, -1)  # (B, C*H*W)
     scale = flat.std(dim=1, keepdim=True).detach().clamp_min(1e-6) * temperature
     smoothed = torch.softmax(flat / scale, dim=1) * flat.shape[1]
-    return smoothed.reshape(features.shape)
+    return smoothed.reshape(in_memory_order.shape).permute(0, 3, 1, 2) if in_memory_order is not features \
+        else smoothed.reshape(features.shape)
 
 
 def load_vgg16_imagenet_state(progress: bool = True) -> dict[str, torch.Tensor]:

@@ -53,12 +53,23 @@ def test_the_compiled_path_matches_and_gradients_still_flow_through_the_eager_on
     x = torch.rand(1, 3, 12, 12)
     with torch.inference_mode():
         assert torch.allclose(model(x)[0], reference(x)[0], atol=1e-5)
-    assert model.fast_path.compiled and not model.fast_path.fallback
+    assert model.fast_path.compiled and model.fast_path.frozen and not model.fast_path.fallback
+    assert model.fast_path.describe().endswith("torch.compile (frozen weights)")
+    assert not torch._inductor.config.freezing  # frozen for this model's compile only, not the process
     note = model.fast_path.compile_note()  # once, for the call that compiled
     assert note.startswith("This first run also compiled the network") and model.fast_path.compile_note() == ""
     image = torch.rand(1, 3, 12, 12, requires_grad=True)  # a Gatys-style call: gradients to the input
     model(image)[0].sum().backward()
     assert image.grad is not None and image.grad.abs().sum() > 0
+
+
+def test_a_network_compiled_for_any_size_keeps_its_weights_live_and_matches_at_each_size():
+    reference, model = _pair(bf16=False, compile=True, dynamic=True)
+    assert model.fast_path.compiled and not model.fast_path.frozen  # freezing measured slower for dynamic shapes
+    with torch.inference_mode():
+        for size in ((10, 14), (12, 12), (9, 16)):
+            x = torch.rand(1, 3, *size)
+            assert torch.allclose(model(x)[0], reference(x)[0], atol=1e-5)
 
 
 def test_a_compile_failure_falls_back_to_eager_once_with_a_warning(monkeypatch, caplog):

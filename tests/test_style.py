@@ -132,6 +132,18 @@ def test_softmax_smoothing_keeps_shape_scale_and_gradient():
     assert raw.grad.abs().max() > 0
 
 
+def test_gram_matrix_and_smoothing_read_channels_last_features_in_place_with_the_same_values():
+    # the fast path's features are channels-last: read as they lie, they give the same numbers and gradients
+    raw = torch.randn(2, 8, 6, 5)
+    plain = raw.clone().requires_grad_(True)
+    laid_out = raw.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    for features in (plain, laid_out):
+        (gram_matrix(softmax_smooth(features, 0.5)).pow(2).sum() + gram_matrix(features).sum()).backward()
+    assert torch.allclose(gram_matrix(softmax_smooth(laid_out)), gram_matrix(softmax_smooth(plain)), rtol=1e-5, atol=1e-7)
+    assert softmax_smooth(laid_out).is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(laid_out.grad, plain.grad, rtol=1e-4, atol=1e-7)
+
+
 def test_extractor_layers_and_errors(extractor):
     feats = extractor(torch.rand(1, 3, 64, 64), ["stem", "block4", "block10"])
     assert feats["stem"].shape == (1, 32, 32, 32) and feats["block4"].shape == (1, 40, 8, 8) and feats["block10"].shape == (1, 112, 4, 4)
