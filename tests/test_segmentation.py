@@ -73,6 +73,25 @@ def test_logits_come_back_at_the_input_size_for_any_size(decoder, size):
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "resnet34"])
+def test_folding_the_encoders_batch_norms_keeps_the_logits(backbone):
+    torch.manual_seed(0)
+    net = SegmentationNet(SegmentationConfig(classes=CLASSES, void_index=VOID, backbone=backbone, width=8))
+    for module in net.modules():  # statistics of a trained network, not the identity a fresh one starts with
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5), module.running_var.uniform_(0.5, 2.0)
+            torch.nn.init.uniform_(module.weight, 0.5, 1.5), torch.nn.init.uniform_(module.bias, -0.2, 0.2)
+    net.eval()
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        expected = net(x)
+        net.encoder.fold_batchnorm()
+        folded = net(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.encoder.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.decoder.modules())  # after a ReLU: they stay
+    assert torch.allclose(folded, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+
+
 def test_the_skip_free_ablation_shares_the_encoder_and_differs_only_in_the_decoder():
     unet, plain = tiny_net("unet"), tiny_net("upsample")
     encoder_keys = {k: v.shape for k, v in unet.state_dict().items() if k.startswith("encoder.")}

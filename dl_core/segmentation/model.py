@@ -65,6 +65,23 @@ class Encoder(nn.Module):
     def load_imagenet_weights(self) -> None:
         load_backbone_weights(self.body, self.backbone)
 
+    def fold_batchnorm(self) -> "Encoder":
+        """Every batch norm folded into the convolution before it, in place (inference only: the statistics become
+        weights): the same maps with a pass over each fewer. The decoder's batch norms follow a ReLU, so they stay."""
+        from dl_core.fast import fold_batchnorm
+
+        if self.backbone == "efficientnet_lite0":
+            self.body.net.fold_batchnorm()
+        else:  # torchvision's ResNet-34 as nn.Sequential(conv1, bn1, relu, maxpool, layer1..layer4)
+            self.body[1] = fold_batchnorm(self.body[0], self.body[1])
+            for block in (block for layer in self.body[4:] for block in layer):
+                block.bn1 = fold_batchnorm(block.conv1, block.bn1)
+                block.bn2 = fold_batchnorm(block.conv2, block.bn2)
+                if block.downsample is not None:
+                    block.downsample[1] = fold_batchnorm(block.downsample[0], block.downsample[1])
+            self.batchnorm_folded = True
+        return self
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """x (B, 3, H, W), normalised, H and W multiples of 32 -> 5 maps, (B, channels[i], H / 2^(i+1), W / 2^(i+1))."""
         if self.backbone == "efficientnet_lite0":
