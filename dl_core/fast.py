@@ -185,10 +185,8 @@ def speed_up_recurrent(model: nn.Module, layers: tuple[type[nn.Module], ...] = R
     if not fast_paths_enabled():
         model.__dict__.setdefault("fast_path", FastPath())
         return model
+    converted = _copy_of_layers(model.eval(), layers)
     if bf16:
-        import copy
-
-        converted = copy.deepcopy(model.eval())
         for module in converted.modules():
             if isinstance(module, layers):
                 module.to(torch.bfloat16)
@@ -201,9 +199,19 @@ def speed_up_recurrent(model: nn.Module, layers: tuple[type[nn.Module], ...] = R
     with warnings.catch_warnings():  # torch.ao.quantization's deprecation notices: it still ships, and works
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
-        quantized = quantize_dynamic(model.eval(), set(layers), dtype=torch.qint8, inplace=False)
+        quantized = quantize_dynamic(converted, set(layers), dtype=torch.qint8, inplace=True)
     quantized.fast_path = FastPath(int8=True)
     return quantized
+
+
+def _copy_of_layers(model: nn.Module, layers: tuple[type[nn.Module], ...]) -> nn.Module:
+    """A copy of `model` whose `layers` are copies, while every other parameter and buffer (embeddings, heads) is
+    the model's own tensor, shared: a fast copy costs memory for what it converts, not for the whole model."""
+    import copy
+
+    converted = {id(t) for m in model.modules() if isinstance(m, layers) for t in (*m.parameters(), *m.buffers())}
+    shared = {id(t): t for t in (*model.parameters(), *model.buffers()) if id(t) not in converted}
+    return copy.deepcopy(model, memo=shared)
 
 
 def with_inference_copy(model: nn.Module, layers: tuple[type[nn.Module], ...] = RECURRENT_LAYERS,

@@ -145,6 +145,16 @@ def test_int8_dynamic_quantisation_swaps_the_recurrent_and_linear_layers_and_sta
     assert torch.allclose(got, expected, atol=0.05) and quantized.fast_path.describe() == "int8 dynamic"
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_a_fast_copy_shares_the_tensors_it_does_not_convert(bf16):
+    model = TinyRecurrent().eval()
+    copied = fast.speed_up_recurrent(model, (nn.LSTM,), bf16=bf16)
+    assert copied.embed.weight is model.embed.weight and copied.head.weight is model.head.weight  # an embedding is not converted: one tensor, not two
+    assert model.lstm.weight_hh_l0.dtype == torch.float32  # the original's converted layers are untouched
+    if bf16:
+        assert copied.lstm.weight_hh_l0.dtype == torch.bfloat16
+
+
 def test_folding_batch_norms_keeps_the_function_and_its_gradients():
     """EfficientNet-Lite0 (random weights, made-up batch-norm statistics) with every batch norm folded into its
     convolution, and the FeatureExtractor's fast path: the same features and input gradients to float rounding."""
