@@ -34,6 +34,15 @@ STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3)
 BN = dict(eps=1e-3, momentum=0.01)  # TensorFlow's batch-norm settings, which the weights were trained with
 
 
+class ReLU6(nn.Module):
+    """ReLU6, in place unless autograd records it: an in-place ReLU6 under autograd first saves a copy of its input
+    for the backward pass (a Gatys step spent a tenth of its time on those copies), while the plain one saves a
+    reference to it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(x, inplace=not (torch.is_grad_enabled() and x.requires_grad))
+
+
 class MBConv(nn.Module):
     """Inverted residual: 1x1 expand -> depthwise kxk -> 1x1 project, residual when shapes match."""
 
@@ -49,7 +58,7 @@ class MBConv(nn.Module):
         self._project_conv = nn.Conv2d(hidden, c_out, 1, bias=False)
         self._bn2 = nn.BatchNorm2d(c_out, **BN)
         self.residual = stride == 1 and c_in == c_out
-        self.act = nn.ReLU6(inplace=True)
+        self.act = ReLU6()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self._bn0(self._expand_conv(x))) if self.has_expand else x
@@ -76,7 +85,7 @@ class EfficientNetLite0(nn.Module):
         self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
         self._bn1 = nn.BatchNorm2d(1280, **BN)
         self._fc = nn.Linear(1280, num_classes)
-        self.act = nn.ReLU6(inplace=True)
+        self.act = ReLU6()
 
     def features(self, x: torch.Tensor, blocks: tuple[int, ...] = FEATURE_BLOCKS) -> list[torch.Tensor]:
         """x (B, 3, H, W), normalised with INPUT_MEAN/INPUT_STD -> the outputs of `blocks` (by default the maps at
