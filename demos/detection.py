@@ -92,7 +92,7 @@ def _fast(model):
 
     if isinstance(model.backbone, EfficientNetLite0Features):  # frozen at inference: its batch norms become weights
         model.backbone.net.fold_batchnorm()
-    return speed_up_convnet(model)  # bf16 + torch.compile: photos are squashed to one input size, compiled once
+    return speed_up_convnet(model)  # photos are squashed to one input size: compiled once, its weights frozen in
 
 
 MODEL = LazyModel("detection", _load_detector, "python train/detect.py train --compare-bce --out weights/detection",

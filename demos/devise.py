@@ -61,7 +61,7 @@ def _fast(searcher):
     from dl_core.fast import speed_up_convnet
 
     searcher.extractor.net.fold_batchnorm()  # frozen: its batch norms become the convolutions' weights
-    speed_up_convnet(searcher.extractor)  # the backbone is the cost: bf16 + torch.compile, one input size
+    speed_up_convnet(searcher.extractor)  # the backbone is the cost: one input size, compiled with frozen weights
     return searcher
 
 

@@ -14,11 +14,11 @@ Why these: a batch-1 conv net on 2 cores is bound by memory traffic and by the m
 its convolutions. bf16 halves the bytes (AVX512-BF16 / AMX multiply them natively), channels_last is oneDNN's own
 layout, and inductor fuses the element-wise ops into the convolutions' neighbours. For one input size, inductor's
 freezing also treats the weights as constants: batch norms fold, weights are cast to bf16 and packed in oneDNN's
-blocked layout once at compile time rather than on every call (detection 0.54 -> 0.33 of fp32 eager, a CIFAR
-DarkNet 0.81 -> 0.47); for inputs of any size it measured slower (instant style 0.42 -> 0.61), so it is off there. Recurrent layers at batch 1 are
-matrix-vector products bound by reading the weights: int8 reads a quarter of the bytes (fbgemm, VNNI). A whole
-text read at once (a classifier, integrated gradients' batch of path points) is compute-bound instead, and there
-oneDNN's bf16 LSTM kernels beat int8, and give gradients, which int8 copies cannot.
+blocked layout once at compile time rather than on every call (detection 0.54 -> 0.36 of fp32 eager, a CIFAR
+DarkNet 0.81 -> 0.49); for inputs of any size it measured slower (instant style 0.42 -> 0.60), so it is off there.
+Recurrent layers at batch 1 are matrix-vector products bound by reading the weights: int8 reads a quarter of the
+bytes (fbgemm, VNNI). A whole text read at once (a classifier, integrated gradients' batch of path points) is
+compute-bound instead, and there oneDNN's bf16 LSTM kernels beat int8, and give gradients, which int8 copies cannot.
 torch.compile needs a C++ compiler where it runs (on a Space, packages.txt installs g++); without one the eager
 bf16 path runs, and the tab works the same, a little slower.
 """
