@@ -12,7 +12,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from demos.common import ImageFile, LazyModel, ModelUnavailable, RawRadio, RawSlider, bundled_photos, folder_metrics
+from demos.common import (ImageFile, LazyModel, ModelUnavailable, RawRadio, RawSlider, bundled_photos, compile_note,
+                          folder_metrics)
 from dl_core.paths import data_path
 
 ID = "detection"
@@ -277,7 +278,7 @@ def detect(photo, score_threshold=DEFAULT_SCORE, nms_iou_threshold=DEFAULT_IOU, 
               f"{time.perf_counter() - started:.2f} s for the whole request")
     if loaded_at - started >= 0.5:  # this request paid for reading the photo and, the first time, loading the model
         timing += f", of which {loaded_at - started:.1f} s reading the photo and loading the model"
-    note_text = "\n\n".join([*(f"ℹ️ {n}" for n in notes), timing + "."])
+    note_text = "\n\n".join([*(f"ℹ️ {n}" for n in notes), timing + ".", *filter(None, [compile_note(model)])])
     source_summary = weights_summary(MODEL.source.location) if MODEL.source else ""
     about = "\n\n".join(part for part in (classes_summary(list(cfg.classes)), source_summary) if part)
     return DetectionView((image, list(zip(boxes, labels))), largest, anchor_view, table, note_text, about)

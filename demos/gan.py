@@ -167,7 +167,7 @@ def flowers(seed=0, network=DEFAULT_WGAN):
     grid = _grid_image(images, GRID).resize((GRID * 128, GRID * 128))
     ms = (time.perf_counter() - started) * 1000
     text = (f"Seed **{seed}**: {GRID * GRID} noise vectors of {generator.config.nz} numbers, each through the generator "
-            f"once ({ms:.0f} ms). The same seed always gives the same flowers.")
+            f"once ({ms:.0f} ms). The same seed always gives the same flowers. {compile_note(generator)}").rstrip()
     return grid, "\n\n".join([*(f"ℹ️ {note}" for note in notes), text])
 
 

@@ -27,6 +27,7 @@ from demos.common import (
     RawSlider,
     StopSignal,
     checked_number,
+    compile_note,
     folder_metrics,
 )
 from dl_core.cifar import LAB_BATCH_SIZE
@@ -106,7 +107,8 @@ def classify_photo(photo, truth: str | None = None) -> ClassifyView:
     picture = stage_picture(result.network_input, result.stages, stage_names(model))
     side = model.config.image_size
     notes = [f"The network sees the photo's centred square at {side}×{side} px (left of the top row): CIFAR-10's size. "
-             f"Classified in {elapsed:.0f} ms (two passes: the image and its mirror), timed just now on this server."]
+             f"Classified in {elapsed:.0f} ms (two passes: the image and its mirror), timed just now on this server. "
+             f"{compile_note(model)}".rstrip()]
     if truth:
         guess = next(iter(result.probabilities))
         notes.insert(0, f"CIFAR-10 test image, labelled **{truth}**: the network says **{guess}** "

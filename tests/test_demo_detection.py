@@ -52,6 +52,12 @@ def test_detects_a_raccoon_and_shows_every_view(bundled):
     assert "@" not in view.about  # Markdown would turn "mAP@0.5" into an e-mail link
 
 
+def test_the_request_that_compiled_the_network_says_so_once(bundled):
+    detection.MODEL.get().fast_path.compile_seconds = 12.0  # as a first compiled call records it
+    first, second = (detection.detect(_sample("chelsea-the-cat")).notes for _ in range(2))
+    assert "also compiled the network for this CPU (12 s, once)" in first and "compiled" not in second
+
+
 def test_nms_removes_overlapping_duplicates(bundled):
     photo = str(needs_shared("detection", "raccoon", "images", "raccoon-146.jpg"))
     with_nms = detection.detect(photo, 0.05, 0.3, True, "none")

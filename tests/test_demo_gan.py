@@ -49,6 +49,12 @@ def _photo(tmp_path, size=(96, 72), name="street.png"):
     return str(path)
 
 
+def test_the_grid_that_compiled_the_generator_says_so_once(tiny_generators):
+    gan_tab.GENERATORS[gan_tab.WGAN_LABELS[CLIP]].get().fast_path.compile_seconds = 7.0  # as a first compiled call does
+    (_, first), (_, second) = gan_tab.flowers(7, CLIP), gan_tab.flowers(7, CLIP)
+    assert first.endswith("compiled the network for this CPU (7 s, once).") and "compiled" not in second
+
+
 def test_a_seed_gives_a_grid_of_flowers_and_the_same_seed_the_same_grid(tiny_generators):
     grid, notes = gan_tab.flowers(7, CLIP)
     assert grid.size == (gan_tab.GRID * 128, gan_tab.GRID * 128) and "Seed **7**" in notes

@@ -52,6 +52,12 @@ def test_classify_gives_top5_and_a_row_per_stage(tiny_classifier, tmp_path):
     assert "32×32" in view.notes and "ms" in view.notes
 
 
+def test_the_classification_that_compiled_the_network_says_so_once(tiny_classifier, tmp_path):
+    lab_tab.MODEL.get().fast_path.compile_seconds = 9.0  # as a first compiled call records it
+    first, second = (lab_tab.classify_photo(_photo(tmp_path)).notes for _ in range(2))
+    assert "also compiled the network for this CPU (9 s, once)" in first and "compiled" not in second
+
+
 def test_classify_explains_bad_files_and_missing_weights(tiny_classifier, tmp_path, monkeypatch):
     assert "No image" in lab_tab.classify_photo(None).notes
     bad = tmp_path / "bad.jpg"
