@@ -47,6 +47,11 @@ class LazyModel(Generic[T]):
         self._error: str | None = None
         self.source: ModelSource | None = None
 
+    @property
+    def loaded(self) -> bool:
+        """Whether get() returns at once (loaded, or failed) rather than loading first."""
+        return self._value is not None or self._error is not None
+
     def get(self) -> T:
         with self._lock:
             if self._value is None and self._error is None:

@@ -155,7 +155,7 @@ class InstantView:
         return self.image, self.painting, self.notes
 
 
-def stylise_photo(photo, style: str, size: int = 512) -> InstantView:
+def stylise_photo(photo, style: str, size: int = 512, progress=None) -> InstantView:
     """One forward pass of the painting's trained network."""
     import torch
 
@@ -166,6 +166,8 @@ def stylise_photo(photo, style: str, size: int = 512) -> InstantView:
     if name is None:
         train = " (a network is trained per painting: `python train/style.py train --style your.jpg`)" if style == YOUR_PAINTING else ""
         return InstantView(None, None, f"Pick one of the trained styles: {', '.join(STYLES)}{train}.")
+    if progress is not None and not MODELS[name].loaded:
+        progress(0.1, desc="Loading the network and compiling it for this CPU (its first request only)…")
     painting = painting_of(name)
     notes: list[str] = []
     try:
@@ -567,8 +569,8 @@ def build() -> None:
     stop_signal = gr.State(StopSignal())
 
     # Wired functions: their parameter names are the API's (gradio_client) parameter names.
-    def stylise(photo, style, output_size=512):
-        return stylise_photo(photo, style, output_size).as_tuple()
+    def stylise(photo, style, output_size=512, progress=gr.Progress()):
+        return stylise_photo(photo, style, output_size, progress).as_tuple()
 
     def style_live(photo, style, painting=None, content_weight=1.0, style_weight=1.0, style_layers=None, image_size=256,
                    steps=200, start_from="content", feature_network=next(iter(BACKBONES)), stop=None):

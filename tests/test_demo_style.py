@@ -72,6 +72,14 @@ def test_every_bundled_style_stylises_a_photo(bundled, tmp_path):
         assert array.std() > 5  # a picture, not a flat colour
 
 
+def test_the_first_instant_request_says_it_loads_and_compiles_the_network(tiny_style, tmp_path):
+    said = []
+    progress = lambda fraction, desc=None: said.append(desc)  # noqa: E731 - gr.Progress's call, recorded
+    for _ in range(2):
+        assert style.stylise_photo(_photo(tmp_path), STARRY, 256, progress).image is not None
+    assert len(said) == 1 and "compiling it for this CPU" in said[0]  # the second request finds it loaded
+
+
 def test_instant_output_has_the_photo_size_and_a_timing(tiny_style, tmp_path):
     view = style.stylise_photo(_photo(tmp_path), STARRY, 512)
     assert view.image.size == (120, 90) and "ms" in view.notes
