@@ -278,7 +278,10 @@ def detect(photo, score_threshold=DEFAULT_SCORE, nms_iou_threshold=DEFAULT_IOU, 
               f"{time.perf_counter() - started:.2f} s for the whole request")
     if loaded_at - started >= 0.5:  # this request paid for reading the photo and, the first time, loading the model
         timing += f", of which {loaded_at - started:.1f} s reading the photo and loading the model"
-    note_text = "\n\n".join([*(f"ℹ️ {n}" for n in notes), timing + ".", *filter(None, [compile_note(model)])])
+    parts = [*(f"ℹ️ {n}" for n in notes), timing + "."]
+    if compiled := compile_note(model):
+        parts.append(compiled)
+    note_text = "\n\n".join(parts)
     source_summary = weights_summary(MODEL.source.location) if MODEL.source else ""
     about = "\n\n".join(part for part in (classes_summary(list(cfg.classes)), source_summary) if part)
     return DetectionView((image, list(zip(boxes, labels))), largest, anchor_view, table, note_text, about)

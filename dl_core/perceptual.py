@@ -96,9 +96,8 @@ def softmax_smooth(features: torch.Tensor, temperature: float = 1.0) -> torch.Te
     in_memory_order = features.permute(0, 2, 3, 1) if _channels_last(features) else features
     flat = in_memory_order.reshape(b, -1)  # (B, C*H*W)
     scale = flat.std(dim=1, keepdim=True).detach().clamp_min(1e-6) * temperature
-    smoothed = torch.softmax(flat / scale, dim=1) * flat.shape[1]
-    return smoothed.reshape(in_memory_order.shape).permute(0, 3, 1, 2) if in_memory_order is not features \
-        else smoothed.reshape(features.shape)
+    smoothed = (torch.softmax(flat / scale, dim=1) * flat.shape[1]).reshape(in_memory_order.shape)
+    return smoothed.permute(0, 3, 1, 2) if in_memory_order is not features else smoothed
 
 
 def load_vgg16_imagenet_state(progress: bool = True) -> dict[str, torch.Tensor]:

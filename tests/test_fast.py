@@ -149,7 +149,8 @@ def test_int8_dynamic_quantisation_swaps_the_recurrent_and_linear_layers_and_sta
 def test_a_fast_copy_shares_the_tensors_it_does_not_convert(bf16):
     model = TinyRecurrent().eval()
     copied = fast.speed_up_recurrent(model, (nn.LSTM,), bf16=bf16)
-    assert copied.embed.weight is model.embed.weight and copied.head.weight is model.head.weight  # an embedding is not converted: one tensor, not two
+    # what is not converted (an embedding, a head) stays one tensor, not two
+    assert copied.embed.weight is model.embed.weight and copied.head.weight is model.head.weight
     assert model.lstm.weight_hh_l0.dtype == torch.float32  # the original's converted layers are untouched
     if bf16:
         assert copied.lstm.weight_hh_l0.dtype == torch.bfloat16
