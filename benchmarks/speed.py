@@ -108,15 +108,15 @@ def sentiment_paths() -> list[TabPath]:
 
 def translation_paths() -> list[TabPath]:
     from dl_core.hub import load_model
-    from dl_core.translation.infer import Translator, inference_dtype
+    from dl_core.translation.infer import Translator, inference_precision
     from dl_core.translation.model import Seq2Seq
 
     folder = WEIGHTS_DIR / "translation"
-    reference = Translator(load_model(Seq2Seq, folder), torch.float32)
-    shipped = Translator(load_model(Seq2Seq, folder), inference_dtype())  # as demos/translation.py loads it
+    reference = Translator(load_model(Seq2Seq, folder), "fp32")
+    shipped = Translator(load_model(Seq2Seq, folder), inference_precision())  # as demos/translation.py loads it
     sentence = "Qu'est-ce que vous avez fait pendant les vacances d'été avec vos amis ?"
     ref_src, ship_src = reference.source(sentence), shipped.source(sentence)
-    fast = "bf16 weights" if shipped.dtype == torch.bfloat16 else "fp32 eager"
+    fast = {"int8": "int8 dynamic", "bf16": "bf16 weights", "fp32": "fp32 eager"}[shipped.precision]
     return [TabPath("translate_greedy", "greedy decoding, a 14-word question", lambda: reference.greedy(ref_src),
                   lambda: shipped.greedy(ship_src), fast, 30),
             TabPath("translate_beam", "beam search (5)", lambda: reference.beam(ref_src, 5),

@@ -2,9 +2,9 @@
 
     python benchmarks/translation_speed.py [--weights weights/translation] [--repeats 50]
 
-Prints a table of medians. Decoding runs in fp32 (the baseline) and in bf16, timed in turn round by round; the tab
-decodes in bf16 where the CPU multiplies it natively (`inference_dtype`: "auto"), and the targets apply to what the
-tab uses here. The breakdown rows (tokenise, encoder only) show how much of a call is fixed cost.
+Prints a table of medians. Decoding runs in fp32 (the baseline), bf16 and int8, timed in turn round by round; the
+tab decodes in what `inference_precision("auto")` picks here (int8 where PyTorch has a quantised engine for the CPU),
+and the targets apply to that. The breakdown rows (tokenise, encoder only) show how much of a call is fixed cost.
 Targets (issues 2 and 17, 2 CPU cores): greedy <= 30 ms, beam 5 <= 150 ms.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from benchmarks.timing import interleaved_median_ms, median_ms, print_latency_ta
 from dl_core.hub import load_model
 from dl_core.paths import WEIGHTS_DIR
 from dl_core.translation.model import Seq2Seq
-from dl_core.translation.infer import Translator, inference_dtype
+from dl_core.translation.infer import PRECISIONS, Translator, inference_precision
 
 SENTENCE = "Je ne sais pas pourquoi il est parti si tôt hier."  # 10 words (12 tokens with punctuation)
 
@@ -30,9 +30,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    translators = {name: Translator(load_model(Seq2Seq, args.weights), dtype=dtype)
-                   for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
-    tab = "bf16" if inference_dtype("auto") == torch.bfloat16 else "fp32"
+    translators = {name: Translator(load_model(Seq2Seq, args.weights), name) for name in PRECISIONS}
+    tab = inference_precision("auto")
     fp32 = translators["fp32"]
     source = fp32.source(SENTENCE)
     src, lengths = torch.tensor([source.ids]), torch.tensor([len(source.ids)])
@@ -47,8 +46,8 @@ def main() -> None:
         for name in translators:
             label = f"{kind} (end to end), {name}" + (": the tab here" if name == tab else "")
             rows.append((label, decoding[f"{kind} {name}"], target if name == tab else None))
-    print(f"sentence: {SENTENCE!r} ({len(source.tokens)} tokens) -> fp32 {fp32.greedy(source).text!r}, "
-          f"bf16 {translators['bf16'].greedy(source).text!r}")
+    outputs = ", ".join(f"{name} {t.greedy(source).text!r}" for name, t in translators.items())
+    print(f"sentence: {SENTENCE!r} ({len(source.tokens)} tokens) -> {outputs}")
     print(f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats} rounds; the tab decodes in {tab} here\n")
     print_latency_table(rows, decoding["greedy fp32"], "greedy fp32")
 

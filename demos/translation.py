@@ -50,9 +50,9 @@ LABEL_CHARS = 18  # longer tokens are shortened (…) on the axes only, so one o
 def _load_translator(folder: str):
     from dl_core.hub import load_model
     from dl_core.translation.model import Seq2Seq
-    from dl_core.translation.infer import Translator, inference_dtype
+    from dl_core.translation.infer import Translator, inference_precision
 
-    return Translator(load_model(Seq2Seq, folder), dtype=inference_dtype())  # bf16 where the CPU has it: faster
+    return Translator(load_model(Seq2Seq, folder), inference_precision())  # int8 where the CPU has an engine: faster
 
 
 def _check_translator(translator) -> None:

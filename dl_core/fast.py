@@ -192,6 +192,14 @@ def speed_up_recurrent(model: nn.Module, layers: tuple[type[nn.Module], ...] = R
                 module.to(torch.bfloat16)
         converted.fast_path = FastPath(bf16=True)
         return converted
+    quantized = quantize_int8(converted, layers)
+    quantized.fast_path = FastPath(int8=True)
+    return quantized
+
+
+def quantize_int8(model: nn.Module, layers: tuple[type[nn.Module], ...] = RECURRENT_LAYERS) -> nn.Module:
+    """`model` with int8 dynamic quantisation of its `layers`, in place (torch.ao's quantize_dynamic: weights int8,
+    activations quantised per call; fbgemm on x86, qnnpack on ARM), whatever DL_FAST_PATH says."""
     import warnings
 
     from torch.ao.quantization import quantize_dynamic
@@ -199,9 +207,7 @@ def speed_up_recurrent(model: nn.Module, layers: tuple[type[nn.Module], ...] = R
     with warnings.catch_warnings():  # torch.ao.quantization's deprecation notices: it still ships, and works
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
-        quantized = quantize_dynamic(converted, set(layers), dtype=torch.qint8, inplace=True)
-    quantized.fast_path = FastPath(int8=True)
-    return quantized
+        return quantize_dynamic(model, set(layers), dtype=torch.qint8, inplace=True)
 
 
 def _copy_of_layers(model: nn.Module, layers: tuple[type[nn.Module], ...]) -> nn.Module:

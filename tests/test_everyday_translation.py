@@ -56,10 +56,10 @@ def translator():
     if not (WEIGHTS / "model.safetensors").is_file():
         pytest.skip(f"no bundled weights in {WEIGHTS}")
     from dl_core.hub import load_model
-    from dl_core.translation.infer import Translator, inference_dtype
+    from dl_core.translation.infer import Translator, inference_precision
     from dl_core.translation.model import Seq2Seq
 
-    return Translator(load_model(Seq2Seq, WEIGHTS), dtype=inference_dtype())  # the precision the tab decodes in here
+    return Translator(load_model(Seq2Seq, WEIGHTS), inference_precision())  # the precision the tab decodes in here
 
 
 @pytest.mark.parametrize("french,reference,content_words", EVERYDAY,

@@ -112,33 +112,47 @@ def test_a_warm_start_grows_the_vocabularies_and_keeps_what_was_learnt():
     assert grown_vocab(old.src_vocab, [["bleu", "vert", "vert"]], max_size=len(old.src_vocab) + 1, min_freq=1).itos[-1] == "vert"
 
 
-def test_inference_dtype_picks_bf16_only_where_asked_or_native(monkeypatch):
-    from dl_core.translation.infer import inference_dtype
+def test_inference_precision_picks_int8_then_bf16_where_the_cpu_has_them(monkeypatch):
+    from dl_core.translation import infer
 
-    assert inference_dtype("fp32") == torch.float32 and inference_dtype("bf16") == torch.bfloat16
-    monkeypatch.setenv("DL_TRANSLATION_DTYPE", "fp32")
-    assert inference_dtype() == torch.float32  # the environment overrides auto
-    monkeypatch.delenv("DL_TRANSLATION_DTYPE")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
-    assert inference_dtype() == torch.float32  # emulated bf16 would be slower, not faster
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
-    assert inference_dtype("auto") == torch.bfloat16
+    assert [infer.inference_precision(p) for p in infer.PRECISIONS] == list(infer.PRECISIONS)
+    monkeypatch.setenv("DL_TRANSLATION_PRECISION", "fp32")
+    assert infer.inference_precision() == "fp32"  # the environment overrides auto
+    monkeypatch.delenv("DL_TRANSLATION_PRECISION")
+    monkeypatch.setattr(infer, "int8_engine_available", lambda: True)
+    assert infer.inference_precision() == "int8"
+    monkeypatch.setenv("DL_FAST_PATH", "0")
+    assert infer.inference_precision("auto") == "fp32"  # the reference everywhere
+    monkeypatch.delenv("DL_FAST_PATH")
+    monkeypatch.setattr(infer, "int8_engine_available", lambda: False)
+    monkeypatch.setattr(infer, "native_bf16", lambda: True)
+    assert infer.inference_precision() == "bf16"
+    monkeypatch.setattr(infer, "native_bf16", lambda: False)
+    assert infer.inference_precision() == "fp32"  # emulated bf16 would be slower, not faster
     with pytest.raises(ValueError, match="unknown precision"):
-        inference_dtype("fp8")
+        infer.inference_precision("fp8")
+    with pytest.raises(ValueError, match="unknown precision"):
+        infer.Translator(Seq2Seq(tiny_config()), "fp16")
 
 
-def test_a_bf16_translator_returns_fp32_attention_and_the_same_shapes():
+def test_bf16_and_int8_translators_return_fp32_attention_and_the_same_shapes():
     from dl_core.translation.infer import Translator
 
     torch.manual_seed(0)
-    model = Seq2Seq(tiny_config())
-    fp32 = Translator(Seq2Seq(tiny_config()).eval())
-    fp32.model.load_state_dict(model.state_dict())
-    bf16 = Translator(model, dtype=torch.bfloat16)
-    assert model.generator.weight.dtype == torch.bfloat16 and bf16.dtype == torch.bfloat16
-    source = bf16.source("le chat noir")
-    for translator in (fp32, bf16):
+    state = Seq2Seq(tiny_config()).state_dict()
+    translators = {}
+    for precision in ("fp32", "bf16", "int8"):
+        model = Seq2Seq(tiny_config())
+        model.load_state_dict(state)
+        translators[precision] = Translator(model, precision)
+    assert translators["bf16"].model.generator.weight.dtype == torch.bfloat16
+    from torch.ao.nn.quantized import dynamic
+
+    int8 = translators["int8"].model
+    assert isinstance(int8.rnn, dynamic.GRU) and isinstance(int8.encoder.rnn, dynamic.GRU)
+    assert isinstance(int8.generator, dynamic.Linear) and isinstance(int8.attention.key_proj, dynamic.Linear)
+    source = translators["fp32"].source("le chat noir")
+    for translator in translators.values():
         greedy, beams = translator.greedy(source), translator.beam(source, 3)
         assert greedy.attention.dtype == torch.float32 and beams[0].attention.dtype == torch.float32
         rows = greedy.attention.shape[0]  # one per token, and one for <eos> unless max_out_len came first

@@ -42,15 +42,18 @@ def test_training_overfits_a_toy_corpus(toy_tsv, tmp_path, capsys):
     assert (out / "README.md").read_text() == card
     assert not (REPO_ROOT / "runs" / "toy").exists()  # --checkpoint none: nothing written outside tmp_path
 
-    # bf16 decoding, as the tab does on CPUs with native bf16: scored and recorded beside the fp32 numbers, in the card
-    capsys.readouterr()
-    main(["evaluate", "--weights", str(out), "--data", str(toy_tsv), "--split", "valid", "--dtype", "bf16", "--write"])
-    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    bf16 = json.loads((out / "metrics.json").read_text())["bf16"]["heldout"]
-    assert {k: bf16[k] for k in scores} == scores and bf16["command"].endswith("--split valid --dtype bf16")
+    # int8 and bf16 decoding (the tab's faster paths): scored and recorded beside the fp32 numbers, in the card
+    for precision in ("int8", "bf16"):
+        capsys.readouterr()
+        main(["evaluate", "--weights", str(out), "--data", str(toy_tsv), "--split", "valid", "--precision", precision,
+              "--write"])
+        scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        recorded = json.loads((out / "metrics.json").read_text())[precision]["heldout"]
+        assert {k: recorded[k] for k in scores} == scores
+        assert recorded["command"].endswith(f"--split valid --precision {precision}")
     main(["card", "--weights", str(out)])
-    assert "| fp32 BLEU / chrF | bf16 BLEU / chrF |" in (out / "README.md").read_text()
-    with pytest.raises(SystemExit, match="--dtype bf16 alone"):
+    assert "| fp32 BLEU / chrF | bf16 BLEU / chrF | int8 BLEU / chrF |" in (out / "README.md").read_text()
+    with pytest.raises(SystemExit, match="--precision int8 alone"):
         main(["evaluate", "--weights", str(out), "--data", str(toy_tsv), "--write"])
 
 

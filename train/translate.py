@@ -25,6 +25,7 @@ from dl_core.schedules import one_cycle, one_cycle_momentum
 from dl_core.translation import card, training
 from dl_core.translation.data import aligned_files, read_pairs
 from dl_core.translation.evaluate import VALID_PAIRS, evaluate_folder, evaluate_pairs
+from dl_core.translation.infer import PRECISIONS
 from dl_core.hub import load_model
 from dl_core.translation.model import Seq2Seq, Seq2SeqConfig
 
@@ -89,11 +90,12 @@ def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
                              "--valid-pairs and --seed) (default: %(default)s)")
     parser.add_argument("--beam", type=int, default=1, help="beam width; 1 = greedy (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N pairs (default: all)")
-    parser.add_argument("--dtype", choices=["fp32", "bf16", "auto"], default="fp32",
-                        help="precision to decode in: fp32 (the reference), bf16, or auto: what the tab uses on this machine "
-                             "(bf16 where the CPU multiplies it natively) (default: %(default)s)")
+    parser.add_argument("--precision", "--dtype", dest="precision", choices=[*PRECISIONS, "auto"], default="fp32",
+                        help="precision to decode in: fp32 (the reference), bf16, int8 (dynamic quantisation), or auto: "
+                             "what the tab uses on this machine (int8 where PyTorch has a quantised engine for the CPU) "
+                             "(default: %(default)s)")
     parser.add_argument("--write", action="store_true",
-                        help="with --dtype bf16: record the score in the folder's metrics.json (\"bf16\"), for its card")
+                        help="with --precision bf16 or int8: record the score in the folder's metrics.json, for its card")
 
 
 def add_lr_find_flags(parser: argparse.ArgumentParser) -> None:
@@ -155,13 +157,16 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Print BLEU/chrF of a weight folder on a data file as JSON (last line)."""
-    scores = evaluate_folder(args.weights, args.data, split=args.split, beam_size=args.beam, limit=args.limit, dtype=args.dtype)
+    if args.write and (args.precision not in card.FAST_PRECISIONS or args.beam != 1 or args.limit):
+        raise SystemExit("evaluate --write records whole-set greedy scores in bf16 or int8: use it with "
+                         "--precision bf16 or --precision int8 alone")
+    scores = evaluate_folder(args.weights, args.data, split=args.split, beam_size=args.beam, limit=args.limit,
+                             precision=args.precision)
     if args.write:
-        if args.dtype != "bf16" or args.beam != 1 or args.limit:
-            raise SystemExit("evaluate --write records whole-set greedy bf16 scores: use it with --dtype bf16 alone")
         command = f"python train/translate.py evaluate --weights {display_path(args.weights)} --data {display_path(args.data)}" \
-                  + (" --split valid" if args.split == "valid" else "") + " --dtype bf16"
-        written = card.record_bf16(args.weights, "heldout" if args.split == "valid" else "multi30k", scores, command)
+                  + (" --split valid" if args.split == "valid" else "") + f" --precision {args.precision}"
+        written = card.record_precision(args.weights, args.precision, "heldout" if args.split == "valid" else "multi30k",
+                                        scores, command)
         print(f"wrote the score into {written}", file=sys.stderr)
     print(json.dumps(scores))
 

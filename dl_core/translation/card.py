@@ -81,30 +81,43 @@ def _history_rows(history: list[dict]) -> str:
     )
 
 
-def record_bf16(folder: str | Path, key: str, scores: dict, command: str) -> Path:
-    """Keep a bf16 score (`evaluate --dtype bf16 --write`) in metrics.json's "bf16", beside the fp32 one under `key`."""
+FAST_PRECISIONS = ("bf16", "int8")  # what `evaluate --precision P --write` records beside the fp32 scores
+
+
+def record_precision(folder: str | Path, precision: str, key: str, scores: dict, command: str) -> Path:
+    """Keep a score decoded in another precision (`evaluate --precision int8 --write`) in metrics.json's
+    [precision][key], beside the fp32 one under `key`."""
+    if precision not in FAST_PRECISIONS:
+        raise ValueError(f"only {' and '.join(FAST_PRECISIONS)} scores are recorded beside fp32's, not {precision!r}")
     metrics_file = Path(folder) / "metrics.json"
     metrics = json.loads(metrics_file.read_text())
-    metrics.setdefault("bf16", {})[key] = {**scores, "command": command}
+    metrics.setdefault(precision, {})[key] = {**scores, "command": command}
     metrics_file.write_text(json.dumps(metrics, indent=1))
     return metrics_file
 
 
-def _bf16_section(metrics: dict) -> str:
-    """What decoding in bf16 (the tab, on CPUs with native bf16) costs, from evaluate --dtype bf16 --write."""
-    bf16 = metrics.get("bf16", {})
-    rows = [f"| {label} | {metrics[key]['bleu']:.2f} / {metrics[key]['chrf']:.2f} | {bf16[key]['bleu']:.2f} / {bf16[key]['chrf']:.2f} | "
-            f"`{bf16[key]['command']}` |" for key, label in (("heldout", "Tatoeba held-out split"), ("multi30k", "Multi30k test 2016"))
-            if key in bf16 and key in metrics]
+def _precision_section(metrics: dict) -> str:
+    """What decoding in bf16 or int8 (the tab's faster paths) costs, from evaluate --precision P --write."""
+    recorded = [p for p in FAST_PRECISIONS if metrics.get(p)]
+    rows = []
+    for key, label in (("heldout", "Tatoeba held-out split"), ("multi30k", "Multi30k test 2016")):
+        if key not in metrics or not all(key in metrics[p] for p in recorded):
+            continue
+        cells = [f"{metrics[key]['bleu']:.2f} / {metrics[key]['chrf']:.2f}"]
+        cells += [f"{metrics[p][key]['bleu']:.2f} / {metrics[p][key]['chrf']:.2f}" for p in recorded]
+        commands = "<br>".join(f"`{metrics[p][key]['command']}`" for p in recorded)
+        rows.append(f"| {label} | {' | '.join(cells)} | {commands} |")
     if not rows:
         return ""
+    header = " | ".join(f"{p} BLEU / chrF" for p in recorded)
     return f"""
-The tab decodes in bf16 where the CPU multiplies bf16 natively (AVX512-BF16 or AMX; `dl_core.translation.infer.inference_dtype`):
-batch-1 decoding is bound by reading the weights, and half-size ones decode faster (measured side by side by
-`python -m benchmarks.translation_speed`; docs/benchmarks.md has the numbers). What it costs:
+The tab decodes with int8 weights where PyTorch has a quantised engine for the CPU (fbgemm on x86, qnnpack on ARM;
+`dl_core.translation.infer.inference_precision`): dynamic quantisation of the GRUs and Linear layers. Batch-1 decoding
+is bound by reading the weights, and a quarter of the bytes decode fastest (measured side by side
+by `python -m benchmarks.translation_speed`; docs/benchmarks.md has the numbers). What each precision costs:
 
-| data | fp32 BLEU / chrF | bf16 BLEU / chrF | reproduce with |
-|---|---|---|---|
+| data | fp32 BLEU / chrF | {header} | reproduce with |
+|---|---|{"---|" * len(recorded)}---|
 {chr(10).join(rows)}
 """
 
@@ -178,7 +191,7 @@ Tokens: spaCy `blank("fr")` / `blank("en")`, cased, words seen at least {args['m
 
 Scored at the end of training, before the weights were stored in fp16; `evaluate` on the stored weights can
 differ in the second decimal.{_multi30k_note(extra_train)}
-{_bf16_section(metrics)}{before}
+{_precision_section(metrics)}{before}
 ## Where this model is weak
 {WEAKNESSES_FILE.read_text(encoding='utf-8').strip()}
 

@@ -11,22 +11,20 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 from dl_core.hub import load_model
 from dl_core.metrics import corpus_scores
 from dl_core.translation.data import Pair, read_pairs, split_by_source
-from dl_core.translation.infer import Translator, inference_dtype
+from dl_core.translation.infer import Translator, inference_precision
 from dl_core.translation.model import Seq2Seq
 
 VALID_PAIRS = 2500  # the recipe's held-out split: at least this many pairs, whole French sentences
 SEED = 42  # the run flags' default seed (dl_core.cli), for a folder that recorded no train arguments
 
 
-def evaluate_pairs(model: Seq2Seq, pairs: Sequence[Pair], beam_size: int = 1, dtype: torch.dtype = torch.float32) -> dict:
+def evaluate_pairs(model: Seq2Seq, pairs: Sequence[Pair], beam_size: int = 1, precision: str = "fp32") -> dict:
     """{"bleu", "chrf", "n"} of the model's translations of the pairs' French against their English
-    (greedy decoding; beam search with `beam_size` > 1), decoding in `dtype` (the model is cast to it)."""
-    translator = Translator(model, dtype=dtype)
+    (greedy decoding; beam search with `beam_size` > 1), decoding in `precision` (the model is converted to it)."""
+    translator = Translator(model, precision)
     hypotheses = translator.translate_batch([p.fr for p in pairs], beam_size=beam_size)
     return corpus_scores(hypotheses, [p.en for p in pairs])
 
@@ -46,10 +44,10 @@ def heldout_pairs(pairs: Sequence[Pair], train_args: dict) -> list[Pair]:
 
 
 def evaluate_folder(folder: str | Path, data: str | Path, split: str = "all", beam_size: int = 1, limit: int = 0,
-                    dtype: str = "fp32") -> dict:
+                    precision: str = "fp32") -> dict:
     """Score a weight folder on a data file (Tatoeba TSV or aligned-files prefix), rounded as the model card
-    and the README quote it. split="valid": only the pairs its training run held out of that file. `dtype`:
-    "fp32" (the reference), "bf16" or "auto" (what the tab decodes in on this machine: inference_dtype)."""
+    and the README quote it. split="valid": only the pairs its training run held out of that file. `precision`:
+    "fp32" (the reference), "bf16", "int8" or "auto" (what the tab decodes in on this machine: inference_precision)."""
     model = load_model(Seq2Seq, folder)
     pairs = read_pairs(data)
     if split == "valid":
@@ -57,6 +55,6 @@ def evaluate_folder(folder: str | Path, data: str | Path, split: str = "all", be
     if limit:
         pairs = pairs[:limit]
     started = time.perf_counter()
-    scores = evaluate_pairs(model, pairs, beam_size=beam_size, dtype=inference_dtype(dtype))
+    scores = evaluate_pairs(model, pairs, beam_size=beam_size, precision=inference_precision(precision))
     print(f"{len(pairs)} pairs translated in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return {"bleu": round(scores["bleu"], 2), "chrf": round(scores["chrf"], 2), "n": scores["n"]}

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from torch import nn
 
+from dl_core.fast import fast_paths_enabled, native_bf16, quantize_int8
 from dl_core.translation.data import collate_translation
 from dl_core.translation.model import Seq2Seq, Translation
 from dl_core.text import Vocab, detokenize, tokenize, tokenize_batch
@@ -31,28 +33,41 @@ class Result:
     attention: torch.Tensor  # (len(tokens) + 1, len(source tokens)): rows are output tokens, <eos> last
 
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+PRECISIONS = ("fp32", "bf16", "int8")
 
 
-def inference_dtype(choice: str | None = None) -> torch.dtype:
-    """The precision to decode in: "fp32", "bf16", or "auto" (the default; the environment variable
-    DL_TRANSLATION_DTYPE may set it): bf16 where the CPU multiplies bf16 natively (AVX512-BF16 or AMX), else fp32.
-    Batch-1 decoding is bound by reading the weights, so half-size weights decode faster there
-    (`python -m benchmarks.translation_speed` times both), for tenths of a BLEU point at most (the model card has both)."""
-    choice = choice or os.environ.get("DL_TRANSLATION_DTYPE", "auto")
+def int8_engine_available() -> bool:
+    """Whether PyTorch has a quantised engine for this CPU (fbgemm/x86 on x86, qnnpack on ARM)."""
+    return bool({"x86", "fbgemm", "qnnpack"} & set(torch.backends.quantized.supported_engines))
+
+
+def inference_precision(choice: str | None = None) -> str:
+    """The precision to decode in: "fp32", "bf16", "int8", or "auto" (the default; the environment variable
+    DL_TRANSLATION_PRECISION may set it): int8 where PyTorch has a quantised engine for this CPU (fbgemm on x86,
+    qnnpack on ARM), else bf16 where the CPU multiplies bf16 natively, else fp32; fp32 with DL_FAST_PATH=0.
+    Batch-1 decoding is bound by reading the weights, so int8 weights (a quarter of the bytes) decode fastest
+    (`python -m benchmarks.translation_speed` times them all), for tenths of a BLEU point at most (the model card)."""
+    choice = choice or os.environ.get("DL_TRANSLATION_PRECISION", "auto")
     if choice == "auto":
-        native = torch.cuda.is_available() or bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
-        return torch.bfloat16 if native else torch.float32
-    if choice not in DTYPES:
-        raise ValueError(f"unknown precision {choice!r}: choose one of {', '.join(DTYPES)} or auto")
-    return DTYPES[choice]
+        if not fast_paths_enabled():
+            return "fp32"
+        if int8_engine_available():
+            return "int8"
+        return "bf16" if native_bf16() else "fp32"
+    if choice not in PRECISIONS:
+        raise ValueError(f"unknown precision {choice!r}: choose one of {', '.join(PRECISIONS)} or auto")
+    return choice
 
 
 class Translator:
-    def __init__(self, model: Seq2Seq, dtype: torch.dtype = torch.float32):
-        """`dtype`: the precision the model decodes in (see inference_dtype); its outputs are fp32 either way."""
-        self.model = model.to(dtype).eval()
-        self.dtype = dtype
+    def __init__(self, model: Seq2Seq, precision: str = "fp32"):
+        """`precision`: what the model decodes in ("fp32", "bf16", or "int8": dynamic quantisation of its GRUs and
+        Linear layers; see inference_precision). The model is converted in place; outputs are fp32 either way."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+        model = model.to(torch.bfloat16 if precision == "bf16" else torch.float32).eval()
+        self.model = quantize_int8(model, (nn.GRU, nn.Linear)) if precision == "int8" else model
+        self.precision = precision
         self.src_vocab = Vocab(model.config.src_vocab)
         self.tgt_vocab = Vocab(model.config.tgt_vocab)
 
@@ -84,7 +99,7 @@ class Translator:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             (src, lengths, _), _ = collate_translation([(torch.tensor(ids[i]), torch.tensor([0])) for i in chunk])
-            tokens, _, _ = self.model.greedy(src.to(self.model.generator.weight.device), lengths)
+            tokens, _, _ = self.model.greedy(src.to(self.model.embedding.weight.device), lengths)
             for row, i in zip(tokens.tolist(), chunk):
                 outputs[i] = detokenize(self.tgt_vocab.decode(row), "en")
         return outputs

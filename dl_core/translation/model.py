@@ -167,7 +167,7 @@ class Seq2Seq(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-demos"
     # --- inference --------------------------------------------------------------------------------
     def _prepare_source(self, src_ids: list[int]):
         src_ids = list(src_ids)[: self.config.max_src_len] or [Vocab.unk_id]
-        device = self.generator.weight.device
+        device = self.embedding.weight.device
         return torch.tensor([src_ids], device=device), torch.tensor([len(src_ids)])
 
     @torch.no_grad()
