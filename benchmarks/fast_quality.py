@@ -12,6 +12,7 @@ and as the tab ships it (benchmarks/speed.py times the same two), beside issue 2
                 25,000 test reviews                                                tolerance: 0.2 points lower
                 integrated gradients (8 steps) on a seeded 40 of those reviews:
                 median distance from the integral (64 fp32 steps), relative L2     tolerance: 0.05 higher
+  lm            the language model's perplexity on its held-out IMDB texts        tolerance: 2% higher
   superres      PSNR (Y) on CSet5 + CSet14, the tab's bf16 tiles vs one fp32 pass  tolerance: 0.05 dB lower
   devise        zero-shot top-1 (unseen, all) and hit@5 on CIFAR-10 test           tolerance: 0.2 points lower
 
@@ -147,6 +148,27 @@ def sentiment() -> list[dict]:
     return rows
 
 
+def language_model() -> list[dict]:
+    """Held-out perplexity, as the LM card's `train/lm.py evaluate` command computes it: the fp32 network, and the
+    int8 copy the tab generates with (its LSTMs and its output layer over the vocabulary)."""
+    from demos import sentiment as tab
+    from dl_core.fast import inference_copy
+    from dl_core.text import Vocab
+    from dl_core.ulmfit.data import lm_corpus, split_documents
+    from dl_core.ulmfit.evaluate import perplexity
+
+    reference, shipped = _pair(tab.LM, "sentiment-lm")
+    trained = json.loads((WEIGHTS_DIR / "sentiment-lm" / "metrics.json").read_text())["train_args"]  # its split, bptt
+    tokens, _ = lm_corpus(data_path("sentiment", "aclImdb_v1.tar.gz"), trained["lm_texts"], seed=trained["seed"],
+                          cache_dir=WEIGHTS_DIR.parent / "data" / "cache", progress=False)
+    _, held_out = split_documents(tokens, trained["valid_fraction"], trained["seed"])
+    docs = held_out.numericalize(Vocab(reference.config.vocab))
+    fp32, fast = (perplexity(model, docs, bptt=trained["bptt"]) for model in (reference, inference_copy(shipped)))
+    return [_row("sentiment-lm", describe(shipped), f"IMDB held-out texts ({fp32['n_tokens']:,} tokens)",
+                 "perplexity (what generation samples from)", fp32["perplexity"], fast["perplexity"], 0.02,
+                 relative=True, higher_is_better=False)]
+
+
 ATTRIBUTION_SAMPLE = 40  # 64 path points for both classifiers: ~4 s a review on 2 cores
 
 
@@ -246,7 +268,8 @@ def write(rows: list[dict], check_of: dict[str, str]) -> None:
 
 
 CHECKS: dict[str, Callable[[], list[dict]]] = {"darknet": darknet, "detection": detection, "segmentation": segmentation,
-                                                "style": style, "sentiment": sentiment, "superres": superres, "devise": devise}
+                                                "style": style, "sentiment": sentiment, "lm": language_model, "superres": superres,
+                                                "devise": devise}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

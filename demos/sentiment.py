@@ -118,7 +118,7 @@ def _fast(model):
     """A fast copy of a network's LSTMs (dl_core/fast.py). A classifier reads the whole text at once, where bf16
     LSTMs measure faster than int8 and also give integrated gradients theirs (where the CPU multiplies bf16
     natively; elsewhere int8, and the fp32 network for the gradients). The language model generates a token at a
-    time, bound by reading its weights: int8. An NBSVM is left as it is."""
+    time, bound by reading its weights: int8, its output layer over the vocabulary too. An NBSVM is left as it is."""
     import torch
 
     from dl_core.fast import with_inference_copy
@@ -126,7 +126,9 @@ def _fast(model):
 
     if not isinstance(model, (TextClassifier, LanguageModel)):
         return model
-    return with_inference_copy(model, (torch.nn.LSTM,), prefer_bf16=isinstance(model, TextClassifier))
+    if isinstance(model, LanguageModel):
+        return with_inference_copy(model, (torch.nn.LSTM, torch.nn.Linear))
+    return with_inference_copy(model, (torch.nn.LSTM,), prefer_bf16=True)
 
 
 CLASSIFIER = LazyModel("sentiment", _load_classifier, _PIPELINE, check=_check_classifier, prepare=_fast)

@@ -28,7 +28,7 @@ def perplexity(model: LanguageModel, docs, batch_size: int = 64, bptt: int = 70)
     """exp(mean next-token cross-entropy) over every token of `docs` read as one stream (in the model's
     direction: a backward LM predicts each token from the ones after it)."""
     model.eval().reset()
-    device = model.decoder.weight.device
+    device = model.encoder.embedding.weight.device
     stream = lm_stream(docs, backwards=model.config.backwards)
     batch_size = max(1, min(batch_size, (len(stream) - 1) // 2))
     dataset = LMStreamDataset(stream, batch_size)

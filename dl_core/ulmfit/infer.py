@@ -229,7 +229,7 @@ class SentimentAnalyzer:
             top = probs.topk(min(k, probs.numel()))
             return [(self.lm_vocab.itos[i], float(p)) for p, i in zip(top.values, top.indices)]
         maj, up = self.lm_vocab.encode([TK_MAJ, TK_UP])
-        outputs, _ = lm.encoder(torch.tensor([ids + [maj], ids + [up]], device=lm.decoder.weight.device))  # (2, T+1, E)
+        outputs, _ = lm.encoder(torch.tensor([ids + [maj], ids + [up]], device=lm.encoder.embedding.weight.device))  # (2, T+1, E)
         probs = F.softmax(lm.decoder(outputs[:, -2:]).float(), dim=-1)  # (2, 2, V)
         plain, after = probs[0, 0], {maj: probs[0, 1], up: probs[1, 1]}
         words: dict[str, float] = {}

@@ -208,9 +208,9 @@ class LanguageModel(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-
         """log p(next token | ids) as a (V,) tensor, from a fresh state."""
         was_training = self.training
         self.eval()
-        outputs, _ = self.encoder(torch.tensor([ids], device=self.decoder.weight.device))
+        outputs, _ = self.encoder(torch.tensor([ids], device=self.encoder.embedding.weight.device))
         self.train(was_training)
-        return F.log_softmax(self.decoder(outputs[0, -1]).float(), dim=-1)
+        return F.log_softmax(self.decoder(outputs[:, -1])[0].float(), dim=-1)  # (V,) (see generate)
 
     @torch.no_grad()
     def generate(self, ids: list[int], n_tokens: int, temperature: float = 1.0, top_k: int = 0,
@@ -220,20 +220,21 @@ class LanguageModel(nn.Module, PyTorchModelHubMixin, library_name="fastai-part2-
         `stop(token)`, called on each new token, ends the sampling early when it returns True."""
         was_training = self.training
         self.eval()
-        device = self.decoder.weight.device
+        device = self.encoder.embedding.weight.device  # not the decoder's: a quantised copy's weight is a method
         outputs, state = self.encoder(torch.tensor([ids or [Vocab.bos_id]], device=device))  # read the prompt once
         out: list[int] = []
         for _ in range(n_tokens):
-            logits = self.decoder(outputs[0, -1]).float()  # (V,)
+            logits = self.decoder(outputs[:, -1])[0].float()  # (V,): a quantised Linear takes no 1-d input
             logits[list(banned)] = float("-inf")
             if temperature <= 0:
                 token = int(logits.argmax())
             else:
-                logits = logits / temperature
-                if 0 < top_k < logits.numel():
-                    threshold = logits.topk(top_k).values[-1]
-                    logits = logits.masked_fill(logits < threshold, float("-inf"))
-                token = int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator))
+                # top-k first, then sample among those k only: the same distribution as masking the rest to -inf,
+                # without a softmax and a draw over the whole vocabulary at every step
+                candidates = logits.topk(top_k) if 0 < top_k < logits.numel() else None
+                kept = candidates.values if candidates is not None else logits
+                choice = int(torch.multinomial(F.softmax(kept / temperature, dim=-1), 1, generator=generator))
+                token = int(candidates.indices[choice]) if candidates is not None else choice
             out.append(token)
             if stop is not None and stop(token) or len(out) == n_tokens:
                 break
