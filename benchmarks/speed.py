@@ -65,11 +65,9 @@ def describe(model) -> str:
 
 
 def gradients_path(model) -> str:
-    """What integrated gradients go through: a bf16 copy where the CPU has one, else the fp32 network."""
-    from dl_core.fast import gradient_copy
-
-    through = gradient_copy(model)
-    return describe(through) if through is not model else "fp32 eager (gradients: the int8 copies cannot give them)"
+    """What integrated gradients go through: the tab's model itself (a bf16 copy where the CPU has native bf16)."""
+    path = getattr(model, "fast_path", None)
+    return path.describe() if path is not None and path.bf16 else "fp32 eager (gradients: int8 copies cannot give them)"
 
 
 # --- the tabs' paths ---------------------------------------------------------------------------------------------

@@ -118,17 +118,18 @@ def _fast(model):
     """A fast copy of a network's LSTMs (dl_core/fast.py). A classifier reads the whole text at once, where bf16
     LSTMs measure faster than int8 and also give integrated gradients theirs (where the CPU multiplies bf16
     natively; elsewhere int8, and the fp32 network for the gradients). The language model generates a token at a
-    time, bound by reading its weights: int8, its output layer over the vocabulary too. An NBSVM is left as it is."""
+    time, bound by reading its weights: int8, its output layer over the vocabulary too; nothing takes its gradients,
+    so the int8 copy replaces it (its fp32 LSTMs are not kept). An NBSVM is left as it is."""
     import torch
 
-    from dl_core.fast import with_inference_copy
+    from dl_core.fast import speed_up_recurrent, with_inference_copy
     from dl_core.ulmfit.model import LanguageModel, TextClassifier
 
-    if not isinstance(model, (TextClassifier, LanguageModel)):
-        return model
     if isinstance(model, LanguageModel):
-        return with_inference_copy(model, (torch.nn.LSTM, torch.nn.Linear))
-    return with_inference_copy(model, (torch.nn.LSTM,), prefer_bf16=True)
+        return speed_up_recurrent(model, (torch.nn.LSTM, torch.nn.Linear))
+    if isinstance(model, TextClassifier):
+        return with_inference_copy(model, (torch.nn.LSTM,), prefer_bf16=True)
+    return model
 
 
 CLASSIFIER = LazyModel("sentiment", _load_classifier, _PIPELINE, check=_check_classifier, prepare=_fast)

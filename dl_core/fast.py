@@ -222,22 +222,20 @@ def _copy_of_layers(model: nn.Module, layers: tuple[type[nn.Module], ...]) -> nn
 
 def with_inference_copy(model: nn.Module, layers: tuple[type[nn.Module], ...] = RECURRENT_LAYERS,
                         prefer_bf16: bool = False) -> nn.Module:
-    """The fp32 model, carrying a fast copy (speed_up_recurrent) that `inference_copy(model)` picks: int8 for
-    the calls that need no gradients (classify, generate), while what needs them (integrated gradients) keeps
-    the fp32 model. prefer_bf16 (for whole texts read at once, see the module docstring): where this CPU
-    multiplies bf16 natively the copy is bf16 instead, and `gradient_copy(model)` picks it too. The copy is not
-    a submodule: the model's state_dict and parameters stay its own."""
-    if fast_paths_enabled():
-        object.__setattr__(model, "_inference_copy", speed_up_recurrent(model, layers, bf16=prefer_bf16 and native_bf16()))
+    """What an app holds for a recurrent model whose gradients it also takes. By default: the fp32 model, carrying
+    an int8 copy (speed_up_recurrent) that `inference_copy(model)` picks for the calls that need no gradients
+    (classify), while what needs them (integrated gradients) goes through the fp32 model. prefer_bf16 (for whole
+    texts read at once, see the module docstring): where this CPU multiplies bf16 natively, the bf16 copy alone,
+    which serves both kinds of call (the fp32 layers are not kept). The attached copy is not a submodule: the
+    model's state_dict and parameters stay its own. The model itself with DL_FAST_PATH=0."""
+    if not fast_paths_enabled():
+        return model
+    if prefer_bf16 and native_bf16():
+        return speed_up_recurrent(model, layers, bf16=True)
+    object.__setattr__(model, "_inference_copy", speed_up_recurrent(model, layers))
     return model
 
 
 def inference_copy(model):
-    """The copy `with_inference_copy` attached, else the model itself (an NBSVM, a reference run)."""
+    """The int8 copy `with_inference_copy` attached, else the model itself (a bf16 copy, an NBSVM, a reference run)."""
     return getattr(model, "__dict__", {}).get("_inference_copy", model)
-
-
-def gradient_copy(model):
-    """What to take gradients through: the attached copy where it gives them (bf16), else the model itself."""
-    copied = inference_copy(model)
-    return copied if copied is not model and not copied.fast_path.int8 else model

@@ -153,33 +153,37 @@ def test_the_written_out_lstm_backward_gives_autograds_gradients(n_classes):
 
 # --- the fast copies the app reads with (dl_core/fast.py) --------------------------------------------------------
 def test_a_bf16_copy_classifies_and_attributes_close_to_fp32_and_leaves_the_model_alone():
-    from dl_core.fast import gradient_copy, speed_up_recurrent
+    from dl_core.fast import speed_up_recurrent
+    from dl_core.ulmfit.infer import SentimentAnalyzer
 
     a = analyzer()
     clf = a.classifier
     text = a.prepare("The film was great. I loved it! Very very great.")
     expected_probs, expected_scores = a.classify(text), torch.tensor(a.attribute(text, steps=16))
     copied = speed_up_recurrent(clf, (torch.nn.LSTM,), bf16=True)
-    object.__setattr__(clf, "_inference_copy", copied)  # as with_inference_copy attaches it
-    assert gradient_copy(clf) is copied and copied.fast_path.describe() == "bf16"
+    assert copied.fast_path.describe() == "bf16"
     assert {p.dtype for p in clf.encoder.layers.parameters()} == {torch.float32}  # the model itself is untouched
     assert {p.dtype for p in copied.encoder.layers.parameters()} == {torch.bfloat16}
-    probs, scores = a.classify(text), torch.tensor(a.attribute(text, steps=16))
+    assert copied.encoder.embedding.weight is clf.encoder.embedding.weight  # what is not converted is shared
+    fast = SentimentAnalyzer(copied, a.lm)
+    probs, scores = fast.classify(text), torch.tensor(fast.attribute(text, steps=16))
     assert probs == pytest.approx(expected_probs, abs=0.02)
     assert float((scores - expected_scores).norm() / expected_scores.norm()) < 0.1
 
 
-def test_gradients_go_through_the_fp32_model_unless_its_copy_gives_them(monkeypatch):
+def test_the_app_holds_the_bf16_copy_alone_where_native_else_fp32_with_an_int8_copy(monkeypatch):
     from dl_core import fast
 
     clf = analyzer().classifier
-    assert fast.gradient_copy(clf) is clf  # no copy attached: a reference run
+    assert fast.inference_copy(clf) is clf  # no copy attached: a reference run
     monkeypatch.setattr(fast, "native_bf16", lambda: False)
-    fast.with_inference_copy(clf, (torch.nn.LSTM,), prefer_bf16=True)  # this CPU would emulate bf16: int8 instead
-    assert fast.inference_copy(clf).fast_path.int8 and fast.gradient_copy(clf) is clf
+    held = fast.with_inference_copy(clf, (torch.nn.LSTM,), prefer_bf16=True)  # this CPU would emulate bf16
+    assert held is clf and fast.inference_copy(clf).fast_path.int8  # gradients: the fp32 model itself
     monkeypatch.setattr(fast, "native_bf16", lambda: True)
-    fast.with_inference_copy(clf, (torch.nn.LSTM,), prefer_bf16=True)
-    assert fast.gradient_copy(clf) is fast.inference_copy(clf) and fast.inference_copy(clf).fast_path.bf16
+    held = fast.with_inference_copy(analyzer().classifier, (torch.nn.LSTM,), prefer_bf16=True)
+    assert held.fast_path.bf16 and fast.inference_copy(held) is held  # one copy serves classify and gradients
+    monkeypatch.setenv("DL_FAST_PATH", "0")
+    assert fast.with_inference_copy(clf, (torch.nn.LSTM,), prefer_bf16=True) is clf
 
 
 def test_a_bf16_lstm_layer_takes_and_returns_float32_states():

@@ -22,7 +22,7 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from dl_core.fast import gradient_copy, inference_copy
+from dl_core.fast import inference_copy
 from dl_core.ulmfit.model import LanguageModel, TextClassifier, concat_pool
 from dl_core.ulmfit.nbsvm import NBSVM
 from dl_core.text import RULE_TOKENS, TK_MAJ, TK_UP, Vocab, detokenize_with_rules, tokenize_with_rules
@@ -210,7 +210,7 @@ class SentimentAnalyzer:
                 return logits[:, target_index] - logits[:, 1 - target_index]
             return F.log_softmax(logits, -1)[:, target_index]
 
-        gradient = mean_path_gradient(gradient_copy(model), embedded, alphas, margin)  # its bf16 copy where attached
+        gradient = mean_path_gradient(model, embedded, alphas, margin)  # the model itself: fp32, or the app's bf16 copy
         scores = (embedded * gradient).sum(-1)  # (T,): embedding x average gradient
         return scores.flip(0) if backwards else scores  # back in reading order
 
