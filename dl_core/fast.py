@@ -6,6 +6,8 @@
                                  # size is fixed); outputs come back in float32, eager where compiling fails
     speed_up_recurrent(model)    # a copy with int8 dynamic quantisation of its LSTM/GRU and Linear layers
                                  # (bf16=True: a copy with its LSTMs in bf16, which also gives gradients)
+    with_inference_copy(model)   # what an app holds when it also takes gradients: the bf16 copy, or fp32 + int8
+    quantize_int8(model, layers) # in place, whatever DL_FAST_PATH says (translation's explicit precision)
     fast_paths_enabled()         # False with DL_FAST_PATH=0: every model runs as plain fp32 eager (the reference)
     compile_enabled()            # False with DL_COMPILE=0: bf16 and layouts stay, torch.compile is skipped (the
                                  # tests set it: each compile costs 5-20 s of CPU, once per model and input shape)
