@@ -27,6 +27,7 @@ def peak_gflops(dtype: torch.dtype | str, n: int = 2048, repeats: int = 5) -> fl
     if dtype == "int8":
         from dl_core.fast import quantize_int8
 
+        # quantize_dynamic swaps a module's children, not the module itself: the Linear goes in a Sequential
         layer, x = quantize_int8(torch.nn.Sequential(torch.nn.Linear(n, n, bias=False)), (torch.nn.Linear,)), torch.randn(n, n)
         with torch.inference_mode():
             return 2 * n**3 / (median_ms(lambda: layer(x), repeats, warmup=2) / 1000) / 1e9

@@ -115,11 +115,11 @@ def test_bundled_language_model_reproduces_its_held_out_perplexity():
     assert recorded("sentiment-lm")["storage"]["perplexity_before_int8"] == 51.46  # int8 storage cost 0.01
 
     # the tab's int8 copy (LSTMs and output layer) on the same texts, as its card's fast-path row records it
-    from demos.sentiment import _fast
+    from demos.sentiment import LM
     from dl_core.fast import fast_paths_enabled, inference_copy
 
     if fast_paths_enabled():
-        shipped = perplexity(inference_copy(_fast(lm)), heldout.numericalize(Vocab(lm.config.vocab)), bptt=70)
+        shipped = perplexity(inference_copy(LM.prepare(lm)), heldout.numericalize(Vocab(lm.config.vocab)), bptt=70)
         row = recorded("sentiment-lm")["fast_path"]["rows"][0]
         assert shipped["perplexity"] == pytest.approx(row["shipped"], abs=0.05)
         assert shipped["perplexity"] <= result["perplexity"] * (1 + row["tolerance"])
